@@ -1,0 +1,9 @@
+"""hdnn: highway-DNN acoustic models for Kaldi, trained by knowledge distillation.
+
+Layers (dependencies point downwards only):
+  hdnn.kaldi  Kaldi file formats and data dirs (numpy + kaldiio; no torch, no wheels)
+  hdnn.nnet   PyTorch models, losses, training, priors, forward (never imports the GMM/FST wheels)
+  hdnn.gmm    Kaldi-free GMM-HMM front half on the Kaldi pip wheels (never imports torch)
+"""
+
+__version__ = "0.1.0"

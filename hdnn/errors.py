@@ -1,0 +1,36 @@
+"""The one exception type for bad input, and atomic output."""
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class HdnnError(Exception):
+    """Bad input or a failed precondition. Its message is one line for the user,
+    naming the file (and utterance) at fault; steps print it and exit 1."""
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path beside `path`; rename it onto `path` only on success.
+
+    An interrupted or failing writer leaves no partial file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w", **kwargs):
+    """Open a temporary file beside `path` for writing; rename it onto `path` on success."""
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **kwargs) as f:
+            yield f

