@@ -5,6 +5,12 @@ import tempfile
 from pathlib import Path
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class HdnnError(Exception):
     """Bad input or a failed precondition. Its message is one line for the user,
     naming the file (and utterance) at fault; steps print it and exit 1."""
@@ -20,6 +26,7 @@ def atomic_path(path, suffix=""):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield Path(tmp)
         os.replace(tmp, path)
