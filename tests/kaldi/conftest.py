@@ -4,7 +4,7 @@ import subprocess
 import pytest
 
 from hdnn.kaldi.binaries import kaldi_env
-from kaldi_data import make_data_dir
+from tests.kaldi.kaldi_data import make_data_dir
 
 
 @pytest.fixture

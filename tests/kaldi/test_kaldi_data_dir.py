@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from kaldi_data import SPEAKERS, make_data_dir, write_lines
+from tests.kaldi.kaldi_data import SPEAKERS, make_data_dir, write_lines
 from hdnn.errors import HdnnError
 from hdnn.kaldi.binaries import kaldi_env
 from hdnn.kaldi.data_dir import DataDir, read_kaldi_map, subset_tr_cv, validate_data_dir, write_kaldi_map

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kaldi_data import FEAT_DIM
+from tests.kaldi.kaldi_data import FEAT_DIM
 from hdnn.errors import HdnnError
 from hdnn.kaldi.data_dir import DataDir
 from hdnn.kaldi.features import (FeaturePipeline, GlobalCmvn, apply_cmvn, splice,

@@ -1,0 +1,197 @@
+"""Forced alignment (compile-train-graphs, align-equal-compiled, gmm-align-compiled) and the
+alignment files of a Kaldi model dir: ali.JOB.gz archives of transition-ids, ali-to-pdf,
+ali-to-phones and phone CTMs.
+"""
+import gzip
+import logging
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from kaldiio.matio import read_token
+
+from hdnn.errors import HdnnError, atomic_path
+from hdnn.gmm.wheels import kaldifst, khg
+from hdnn.kaldi.gmm_model import AmDiagGmm, DiagGmm
+from hdnn.kaldi.io import read_int_vector
+
+log = logging.getLogger(__name__)
+
+ACOUSTIC_SCALE = 0.1
+TRANSITION_SCALE = 1.0
+SELF_LOOP_SCALE = 0.1
+
+
+class GraphCompiler:
+    """compile-train-graphs: one linear-in-words training graph per transcript, without
+    transition probabilities (they are added at alignment time, as Kaldi does)."""
+
+    def __init__(self, ctx, ktm, lang):
+        opts = khg.TrainingGraphCompilerOptions()
+        opts.transition_scale = 0.0
+        opts.self_loop_scale = 0.0
+        self.compiler = khg.TrainingGraphCompiler(trans_model=ktm, ctx_dep=ctx, lex_fst=lang.fst("L.fst"),
+                                                  disambig_syms=lang.disambig, opts=opts)
+
+    def compile(self, word_ids, utt=""):
+        graph = self.compiler.compile_graph_from_text(list(word_ids))
+        if graph.num_states == 0:
+            raise HdnnError(f"utterance {utt}: empty training graph (words not in L.fst?)")
+        return graph
+
+
+def equal_align(graph, num_frames, utt):
+    """align-equal-compiled: a random path of exactly `num_frames` through `graph`, or None."""
+    ok, path = kaldifst.equal_align(ifst=graph, length=num_frames, rand_seed=zlib.crc32(utt.encode()) & 0x7FFFFFFF)
+    if not ok:
+        return None
+    ok, tids, _, _ = kaldifst.get_linear_symbol_sequence(path)
+    return np.asarray(tids, dtype=np.int32) if ok and len(tids) == num_frames else None
+
+
+@dataclass
+class AlignResult:
+    """Alignments of one job and Kaldi's counters (num_done, num_retried, num_error)."""
+
+    alignments: dict = field(default_factory=dict)
+    failed: list = field(default_factory=list)
+    retried: list = field(default_factory=list)
+    tot_like: float = 0.0
+    frames: int = 0
+
+    def add(self, other):
+        self.alignments.update(other.alignments)
+        self.failed += other.failed
+        self.retried += other.retried
+        self.tot_like += other.tot_like
+        self.frames += other.frames
+        return self
+
+    def log_problems(self, beam, retry_beam):
+        for utt in self.retried:
+            log.info("retried utterance %s with beam %g", utt, retry_beam)
+        for utt in self.failed:
+            log.warning("did not successfully align utterance %s (beam %g, retry beam %g): skipped",
+                        utt, beam, retry_beam)
+
+    def summary(self):
+        like = self.tot_like / max(self.frames, 1)
+        return (f"done {len(self.alignments)}, retried {len(self.retried)}, failed {len(self.failed)}; "
+                f"average log-likelihood per frame {like:.3f} over {self.frames} frames")
+
+
+def boost_silence(am, tm, silence_phones, boost):
+    """gmm-boost-silence: scale the weights of the silence phones' pdfs (not renormalised)."""
+    if boost == 1.0:
+        return am
+    rows = np.isin(tm.tuples[:, 0], list(silence_phones))
+    sil_pdfs = set(np.unique(tm.tuples[rows, 2:]).tolist())
+    return AmDiagGmm([DiagGmm(g.weights * boost, g.means_invvars, g.inv_vars) if p in sil_pdfs else g
+                      for p, g in enumerate(am.pdfs)])
+
+
+def align_utterances(ktm, kam, graphs, feats, beam=10.0, retry_beam=40.0, careful=False):
+    """gmm-align-compiled over {utt: graph} and {utt: features}: Viterbi alignments.
+
+    An utterance failing at `beam` is retried at `retry_beam`, then skipped and counted
+    (in the result's `retried` and `failed` lists).
+    """
+    config = khg.AlignConfig()
+    config.beam, config.retry_beam, config.careful = beam, retry_beam, careful
+    result = AlignResult()
+    for utt, graph in graphs.items():
+        x = np.ascontiguousarray(feats[utt], dtype=np.float32)
+        g = graph.copy()
+        khg.add_transition_probs(trans_model=ktm, disambig_syms=[], transition_scale=TRANSITION_SCALE,
+                                 self_loop_scale=SELF_LOOP_SCALE, fst=g)
+        dec = khg.DecodableAmDiagGmmScaled(am=kam, tm=ktm, feats=x, scale=ACOUSTIC_SCALE)
+        done, err, retried, like, frames, ali, _ = khg.align_utterance_wrapper(
+            config=config, utt=utt, acoustic_scale=ACOUSTIC_SCALE, fst=g, decodable=dec, num_done=0,
+            num_error=0, num_retried=0, tot_like=0.0, frame_count=0)
+        if retried:
+            result.retried.append(utt)
+        if not done or err or len(ali) != len(x):
+            result.failed.append(utt)
+            continue
+        result.alignments[utt] = np.asarray(ali, dtype=np.int32)
+        result.tot_like += like
+        result.frames += frames
+    return result
+
+
+# ---------------------------------------------------------------- alignment archives
+
+def write_alignments(path, items):
+    """Write (utt, transition-ids) pairs as a gzipped Kaldi binary archive (ali.JOB.gz), atomically."""
+    with atomic_path(path) as tmp:
+        with gzip.open(tmp, "wb", compresslevel=6) as f:
+            for utt, ali in items:
+                a = np.asarray(ali, dtype="<i4")
+                pairs = np.empty(len(a), dtype=[("size", "u1"), ("value", "<i4")])
+                pairs["size"], pairs["value"] = 4, a
+                f.write(utt.encode() + b" \0B\4" + np.int32(len(a)).astype("<i4").tobytes() + pairs.tobytes())
+
+
+def read_alignments(path):
+    """Iterate (utt, int32 transition-ids) over an ali.JOB.gz (or plain) archive."""
+    path = Path(path)
+    if not path.exists():
+        raise HdnnError(f"{path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            while True:
+                utt = read_token(f)
+                if utt is None:
+                    return
+                yield utt, read_int_vector(f, utt, path)
+    except (OSError, EOFError, zlib.error) as e:
+        raise HdnnError(f"{path}: cannot read alignments: {e}") from None
+
+
+def num_jobs(ali_dir):
+    path = Path(ali_dir) / "num_jobs"
+    if not path.exists():
+        raise HdnnError(f"{path}: no such file")
+    return int(path.read_text().split()[0])
+
+
+def read_ali_dir(ali_dir):
+    """{utt: transition-ids} from all <ali_dir>/ali.JOB.gz."""
+    out = {}
+    for job in range(1, num_jobs(ali_dir) + 1):
+        out.update(read_alignments(Path(ali_dir) / f"ali.{job}.gz"))
+    return out
+
+
+# ---------------------------------------------------------------- ali-to-pdf / ali-to-phones
+
+def split_to_phones(tm, ali):
+    """[(phone, start frame, num frames)] of an alignment (SplitToPhones for reordered graphs)."""
+    ali = np.asarray(ali)
+    if len(ali) == 0:
+        return []
+    starts = np.flatnonzero(tm.phone_starts(ali))
+    ends = np.append(starts[1:], len(ali))
+    return [(int(tm.tid2phone[ali[s]]), int(s), int(e - s)) for s, e in zip(starts, ends)]
+
+
+def ali_to_pdf(tm, ali):
+    return tm.tid2pdf[np.asarray(ali)]
+
+
+def ali_to_phones(tm, ali, per_frame=False):
+    """The phone sequence of an alignment, or the phone of every frame."""
+    if per_frame:
+        return tm.tid2phone[np.asarray(ali)]
+    return np.array([p for p, _, _ in split_to_phones(tm, ali)], dtype=np.int32)
+
+
+def phone_ctm_lines(tm, utt, ali, frame_shift=0.01, phone_table=None):
+    """CTM lines `utt 1 start duration phone` (ali-to-phones --ctm-output)."""
+    lines = []
+    for phone, start, length in split_to_phones(tm, ali):
+        name = phone_table[phone] if phone_table else str(phone)
+        lines.append(f"{utt} 1 {start * frame_shift:.2f} {length * frame_shift:.2f} {name}")
+    return lines

@@ -1,0 +1,406 @@
+"""Viterbi decoding with an HCLG graph: GMM features (steps/decode.sh) or an nnet's
+log-likelihoods (steps/nnet/decode.sh with latgen-faster-mapped).
+
+The wheels cannot determinise lattices, so the LM-weight x word-insertion-penalty sweep of
+local/score.sh is done by decoding the best path once per (LMWT, WIP): acoustic scale
+1/LMWT, and WIP added to every word arc of the graph. Kaldi's FasterDecoder does the search
+over a decodable whose columns are transition-ids (`khg.DecodableCtc`, column = tid - 1).
+
+A decode dir holds tra/<LMWT>_<WIP>.tra (`utt word-id ...` lines, every utterance),
+num_jobs, log/decode.JOB.log and decode_stats.txt. Each job writes its own
+tra/<LMWT>_<WIP>.JOB.tra, so an interrupted run redoes only unfinished jobs.
+"""
+import logging
+import multiprocessing
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from hdnn.errors import HdnnError, atomic_open
+from hdnn.gmm.features import split_list
+from hdnn.gmm.graph import add_word_penalty, read_graph
+from hdnn.gmm.wheels import kaldifst, khg
+from hdnn.kaldi.data_dir import DataDir, read_kaldi_map
+from hdnn.kaldi.io import MatrixReader, read_matrices
+
+log = logging.getLogger(__name__)
+FRAME_SHIFT = 0.01
+
+
+@dataclass
+class DecodeConfig:
+    """Search and sweep options (names of steps/decode.sh and local/score.sh)."""
+
+    beam: float = 13.0
+    max_active: int = 7000
+    min_active: int = 200
+    retry_beam: float = 30.0
+    min_lmwt: int = 7
+    max_lmwt: int = 17
+    word_ins_penalty: tuple = ("0.0", "0.5", "1.0")
+
+    def sweep(self):
+        """[(lmwt, wip string)] in decoding order."""
+        if self.min_lmwt < 1 or self.max_lmwt < self.min_lmwt:
+            raise HdnnError(f"bad LM-weight range {self.min_lmwt}..{self.max_lmwt}")
+        for w in self.word_ins_penalty:
+            try:
+                float(w)
+            except ValueError:
+                raise HdnnError(f"bad word insertion penalty {w!r}") from None
+        return [(lmwt, wip) for wip in self.word_ins_penalty
+                for lmwt in range(self.min_lmwt, self.max_lmwt + 1)]
+
+
+@dataclass
+class DecodeStats:
+    """Counts of a decoding run; retried/partial count (utterance, pass) pairs, failed counts
+    utterances with no path in some pass (their output is empty there)."""
+
+    utts: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    retried: int = 0
+    partial: int = 0
+    failed: int = 0
+    failed_utts: list = field(default_factory=list)
+
+    def add(self, other):
+        for name in ("utts", "frames", "seconds", "retried", "partial", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed_utts += other.failed_utts
+        return self
+
+    @property
+    def rtf(self):
+        """Real-time factor of the whole sweep (decoding seconds per second of audio)."""
+        return self.seconds / max(self.frames * FRAME_SHIFT, 1e-9)
+
+
+# ---------------------------------------------------------------- acoustic scores
+
+class GmmScorer:
+    """Log-likelihoods of all pdfs of an AmDiagGmm for a block of frames, vectorised:
+    one matrix product over every Gaussian, then a log-sum-exp per pdf
+    (DecodableAmDiagGmm's LogLikelihood for every pdf at once)."""
+
+    def __init__(self, am):
+        pdfs = am.pdfs
+        self.gconsts = np.concatenate([g.gconsts for g in pdfs]).astype(np.float32)
+        self.means_invvars = np.concatenate([g.means_invvars for g in pdfs]).astype(np.float32)
+        self.half_inv_vars = 0.5 * np.concatenate([g.inv_vars for g in pdfs]).astype(np.float32)
+        sizes = np.array([g.num_gauss for g in pdfs])
+        self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.owner = np.repeat(np.arange(len(pdfs)), sizes)
+        self.dim = pdfs[0].dim
+
+    def __call__(self, feats):
+        x = np.asarray(feats, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise HdnnError(f"feature dimension {x.shape[-1]} does not match the model ({self.dim})")
+        ll = self.gconsts + x @ self.means_invvars.T - (x * x) @ self.half_inv_vars.T
+        top = np.maximum.reduceat(ll, self.starts, axis=1)
+        top = np.where(np.isfinite(top), top, 0.0)
+        total = np.add.reduceat(np.exp(ll - top[:, self.owner]), self.starts, axis=1)
+        with np.errstate(divide="ignore"):
+            return (np.log(total) + top).astype(np.float32)
+
+
+def tid_columns(trans_model):
+    """pdf index of each transition-id 1..N (the columns a DecodableCtc needs)."""
+    tid2pdf = np.asarray(trans_model.transition_id_to_pdf_array(), dtype=np.int64)
+    return tid2pdf[1:]
+
+
+# ---------------------------------------------------------------- search
+
+class BestPathDecoder:
+    """FasterDecoder over one graph, with a wider-beam retry when no token reaches a final
+    state, and partial output (as --allow-partial=true) when the retry fails too."""
+
+    def __init__(self, graph, config):
+        self.graph, self.config = graph, config
+        self.decoder = khg.FasterDecoder(graph, self._options(config.beam))
+
+    def _options(self, beam):
+        opts = khg.FasterDecoderOptions()
+        opts.beam, opts.max_active, opts.min_active = beam, self.config.max_active, self.config.min_active
+        return opts
+
+    def __call__(self, scaled_tid_loglikes, stats):
+        """Word ids of the best path; updates stats.retried/partial/failed."""
+        mat = np.ascontiguousarray(scaled_tid_loglikes, dtype=np.float32)
+        self.decoder.set_options(self._options(self.config.beam))
+        self.decoder.decode(khg.DecodableCtc(mat))
+        if not self.decoder.reached_final():
+            stats.retried += 1
+            self.decoder.set_options(self._options(self.config.retry_beam))
+            self.decoder.decode(khg.DecodableCtc(mat))
+        final = self.decoder.reached_final()
+        ok, path = self.decoder.get_best_path(use_final_probs=final)
+        if not ok:
+            return None
+        if not final:
+            stats.partial += 1
+        ok, _, words, _ = kaldifst.get_linear_symbol_sequence(path)
+        return list(words) if ok else None
+
+
+def decode_matrices(graph, num_words, tid_cols, items, config, out_files, stats, logger):
+    """Decode (utt, pdf log-likelihoods) items once per (LMWT, WIP); write `utt ids` lines to
+    out_files[(lmwt, wip)]. Failed utterances get an empty line (all deletions) and a count."""
+    sweep = config.sweep()
+    graphs = {wip: add_word_penalty(graph, float(wip), num_words) for wip in {w for _, w in sweep}}
+    decoders = {wip: BestPathDecoder(g, config) for wip, g in graphs.items()}
+    for utt, loglikes in items:
+        t0 = time.time()
+        tid_ll = loglikes[:, tid_cols]
+        failed = False
+        for lmwt, wip in sweep:
+            words = decoders[wip](tid_ll * (1.0 / lmwt), stats)
+            if words is None:
+                failed = True
+                words = []
+            out_files[(lmwt, wip)].write(" ".join([utt] + [str(w) for w in words]) + "\n")
+        stats.utts += 1
+        stats.frames += len(loglikes)
+        stats.seconds += time.time() - t0
+        if failed:
+            stats.failed += 1
+            stats.failed_utts.append(utt)
+            logger.warning("%s: no path through the graph even with beam %g: empty output",
+                           utt, config.retry_beam)
+        logger.info("%s %d frames", utt, len(loglikes))
+
+
+# ---------------------------------------------------------------- jobs over a decode dir
+
+def _job_files(decode_dir, job, sweep):
+    return {key: Path(decode_dir) / "tra" / f"{key[0]}_{key[1]}.{job}.tra" for key in sweep}
+
+
+def _run_job(job, nj, decode_dir, graph_dir, config, tid_cols, make_items):
+    """Decode one job's utterances into its tra files; returns DecodeStats (skips done jobs)."""
+    sweep = config.sweep()
+    files = _job_files(decode_dir, job, sweep)
+    done = Path(decode_dir) / "tra" / f".done.{job}"
+    if done.exists() and all(f.exists() for f in files.values()):
+        return None
+    log_file = Path(decode_dir) / "log" / f"decode.{job}.log"
+    logger = _job_logger(log_file)
+    stats = DecodeStats()
+    graph = read_graph(graph_dir)
+    tmp = {k: f.with_name(f.name + ".tmp") for k, f in files.items()}
+    handles = {k: open(p, "w") for k, p in tmp.items()}
+    try:
+        decode_matrices(graph, _num_words(graph_dir), tid_cols, make_items(job), config, handles,
+                        stats, logger)
+    finally:
+        for h in handles.values():
+            h.close()
+    for k, p in tmp.items():
+        p.replace(files[k])
+    done.write_text(f"{stats.utts} {stats.frames} {stats.seconds:.3f} {stats.retried} "
+                    f"{stats.partial} {stats.failed}\n")
+    logger.info("job %d of %d: %d utterances, %d frames, RTF %.4f, retried %d, partial %d, failed %d",
+                job, nj, stats.utts, stats.frames, stats.rtf, stats.retried, stats.partial, stats.failed)
+    return stats
+
+
+def _num_words(graph_dir):
+    path = Path(graph_dir) / "words.txt"
+    if not path.exists():
+        raise HdnnError(f"{path}: no such file")
+    return max(int(line.split()[1]) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def _job_logger(log_file):
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger(f"hdnn.decode.{log_file}")
+    logger.handlers[:] = [logging.FileHandler(log_file, mode="w")]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger
+
+
+_SHARED = {}
+
+
+def _job_entry(job):
+    # One BLAS thread per job: small matrix products are many times slower with more.
+    with threadpool_limits(limits=1):
+        try:
+            return job, _run_job(job, **_SHARED), None
+        except HdnnError as e:
+            return job, None, str(e)
+
+
+def run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress=True):
+    """Run `nj` decoding jobs (forked), merge their outputs into tra/<LMWT>_<WIP>.tra and
+    write decode_stats.txt. Any failing job makes this raise, naming its log file."""
+    from tqdm import tqdm
+
+    decode_dir = Path(decode_dir)
+    (decode_dir / "tra").mkdir(parents=True, exist_ok=True)
+    _SHARED.update(nj=nj, decode_dir=decode_dir, graph_dir=graph_dir, config=config,
+                   tid_cols=tid_cols, make_items=make_items)
+    try:
+        if nj == 1:
+            results = [_job_entry(1)]
+        else:
+            with multiprocessing.get_context("fork").Pool(nj) as pool:
+                results = list(tqdm(pool.imap_unordered(_job_entry, range(1, nj + 1)), total=nj,
+                                    desc=f"decode {decode_dir.name}", unit="job", disable=not progress))
+    finally:
+        _SHARED.clear()
+    for job, _, err in sorted(results):
+        if err:
+            raise HdnnError(f"{err} (log: {decode_dir / 'log' / f'decode.{job}.log'})")
+    with atomic_open(decode_dir / "num_jobs") as f:
+        f.write(f"{nj}\n")
+    _merge(decode_dir, config.sweep(), nj)
+    stats = _read_stats(decode_dir, nj)
+    with atomic_open(decode_dir / "decode_stats.txt") as f:
+        f.write(f"utterances {stats.utts}\nframes {stats.frames}\nseconds {stats.seconds:.3f}\n"
+                f"rtf {stats.rtf:.5f}\npasses {len(config.sweep())}\n"
+                f"rtf_per_pass {stats.rtf / len(config.sweep()):.5f}\nretried {stats.retried}\n"
+                f"partial {stats.partial}\nfailed {stats.failed}\n")
+    log.info("%s: %d utterances, %d passes (LMWT x WIP), RTF %.4f (%.4f per pass); "
+             "retried with beam %g: %d, partial: %d, failed: %d", decode_dir, stats.utts,
+             len(config.sweep()), stats.rtf, stats.rtf / len(config.sweep()), config.retry_beam,
+             stats.retried, stats.partial, stats.failed)
+    return stats
+
+
+def _merge(decode_dir, sweep, nj):
+    for lmwt, wip in sweep:
+        lines = []
+        for job in range(1, nj + 1):
+            lines += (decode_dir / "tra" / f"{lmwt}_{wip}.{job}.tra").read_text().splitlines()
+        lines.sort(key=lambda s: s.split(maxsplit=1)[0].encode())
+        with atomic_open(decode_dir / "tra" / f"{lmwt}_{wip}.tra") as f:
+            f.write("".join(line + "\n" for line in lines))
+
+
+def _read_stats(decode_dir, nj):
+    total = DecodeStats()
+    for job in range(1, nj + 1):
+        f = decode_dir / "tra" / f".done.{job}"
+        u, fr, s, r, p, fail = f.read_text().split()
+        total.add(DecodeStats(int(u), int(fr), float(s), int(r), int(p), int(fail)))
+    return total
+
+
+def _speaker_jobs(data_dir, nj, utts):
+    """Utterances of each job, split by speaker like utils/split_data.sh."""
+    data = DataDir(data_dir)
+    speakers = data.speakers
+    if nj > len(speakers):
+        raise HdnnError(f"{data.path}: cannot split {len(speakers)} speakers into {nj} jobs (use a smaller --nj)")
+    wanted = set(utts)
+    return [[u for s in part for u in data.spk2utt[s] if u in wanted] for part in split_list(speakers, nj)]
+
+
+# ---------------------------------------------------------------- the two front ends
+
+def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=None, progress=True):
+    """steps/decode.sh: CMVN + delta features of `data_dir`, the GMM of <model_dir> (default:
+    the parent of graph_dir, i.e. exp/tri1 for exp/tri1/graph), best paths per (LMWT, WIP)."""
+    from hdnn.gmm.features import read_cmvn
+    from hdnn.gmm.model import GmmSystem
+    from hdnn.gmm.wheels import knf
+
+    config = config or DecodeConfig()
+    graph_dir, data_dir = Path(graph_dir), Path(data_dir)
+    model_dir = Path(model_dir) if model_dir else graph_dir.parent
+    if (model_dir / "final.mat").exists():
+        raise HdnnError(f"{model_dir / 'final.mat'}: LDA/MLLT systems are not supported by this decoder")
+    system = GmmSystem.load(model_dir)
+    _, ktm, _ = system.khg()
+    scorer = GmmScorer(system.am)
+    tid_cols = tid_columns(ktm)
+    data = DataDir(data_dir)
+    if data.feats_scp is None:
+        raise HdnnError(f"{data_dir / 'feats.scp'}: no such file (run make_mfcc first)")
+    cmvn = read_cmvn(data_dir)
+    jobs = _speaker_jobs(data_dir, nj, data.utts)
+    delta_order = _delta_order(model_dir, system.am.dim, data_dir)
+
+    def make_items(job):
+        feats = MatrixReader(data_dir / "feats.scp")
+        opts = knf.CmvnOptions()
+        delta = knf.DeltaOptions()
+        delta.order, delta.window = delta_order, 2
+        for utt in jobs[job - 1]:
+            spk = data.utt2spk[utt]
+            if spk not in cmvn:
+                raise HdnnError(f"{data_dir / 'cmvn.scp'}: no statistics for speaker {spk} of utterance {utt}")
+            x = knf.apply_cmvn(cmvn[spk], opts, feats[utt])
+            if delta_order:
+                x = knf.compute_deltas(delta, x)
+            yield utt, scorer(x)
+
+    return run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress)
+
+
+def _delta_order(model_dir, model_dim, data_dir):
+    """Delta order of the model's features: <model_dir>/delta_order, else from its dimension."""
+    f = model_dir / "delta_order"
+    if f.exists():
+        return int(f.read_text().split()[0])
+    feats = MatrixReader(Path(data_dir) / "feats.scp")
+    raw_dim = feats[next(iter(feats.keys()))].shape[1]
+    if model_dim % raw_dim or model_dim // raw_dim > 3:
+        raise HdnnError(f"{model_dir}: model dimension {model_dim} does not fit features of "
+                        f"dimension {raw_dim} from {data_dir}")
+    return model_dim // raw_dim - 1
+
+
+def decode_mapped(graph_dir, model_dir, loglike_rspecifier, decode_dir, nj=1, config=None,
+                  progress=True):
+    """latgen-faster-mapped as steps/nnet/decode.sh uses it: pdf log-likelihoods (an nnet's
+    log posteriors minus log priors) from `loglike_rspecifier`, the transition model of
+    <model_dir>/final.mdl, best paths per (LMWT, WIP).
+
+    A `JOB` in the rspecifier is replaced by the job number (one table per job); otherwise a
+    scp table is split into `nj` parts and an archive is decoded as one job.
+    """
+    from hdnn.gmm.model import GmmSystem
+
+    config = config or DecodeConfig()
+    system = GmmSystem.load(model_dir)
+    _, ktm, _ = system.khg()
+    tid_cols = tid_columns(ktm)
+    num_pdfs = ktm.num_pdfs
+    spec = str(loglike_rspecifier)
+
+    def checked(items, source):
+        for utt, mat in items:
+            if mat.shape[1] != num_pdfs:
+                raise HdnnError(f"{source}: utterance {utt} has {mat.shape[1]} columns, "
+                                f"the model has {num_pdfs} pdfs")
+            yield utt, mat
+
+    if "JOB" in spec:
+        def make_items(job):
+            source = spec.replace("JOB", str(job))
+            return checked(read_matrices(source), source)
+    elif spec.startswith("scp:") or (spec.endswith(".scp") and ":" not in spec):
+        scp = spec.removeprefix("scp:")
+        keys = sorted(read_kaldi_map(scp), key=str.encode)
+        nj = min(nj, len(keys))
+        parts = split_list(keys, nj)
+
+        def make_items(job):
+            table = MatrixReader(scp)
+            return checked(((u, table[u]) for u in parts[job - 1]), spec)
+    else:
+        nj = 1
+
+        def make_items(job):
+            return checked(read_matrices(spec), spec)
+
+    return run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress)

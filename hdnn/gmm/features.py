@@ -1,0 +1,405 @@
+"""MFCC and fbank features, CMVN statistics and delta features, as Kaldi computes them.
+
+Mirrors compute-mfcc-feats / compute-fbank-feats (kaldi-native-fbank, options from a Kaldi
+config file such as conf/mfcc.conf), compute-cmvn-stats --spk2utt, apply-cmvn and add-deltas.
+Features are written as compressed Kaldi archives, `--nj` jobs in parallel, as
+steps/make_mfcc.sh does: <feat-dir>/raw_<kind>_<name>.JOB.{ark,scp} and <data>/feats.scp.
+"""
+import logging
+import multiprocessing
+import zlib
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+from kaldiio.matio import write_array
+
+from hdnn.errors import HdnnError, atomic_open, atomic_path
+from hdnn.gmm.wheels import knf
+from hdnn.kaldi.data_dir import read_kaldi_map, validate_data_dir
+from hdnn.kaldi.io import MatrixReader, read_matrices, write_matrices
+
+# Kaldi option name -> (options group, knf attribute, type), for compute-{mfcc,fbank}-feats.
+_FRAME_OPTS = {
+    "sample-frequency": ("samp_freq", float), "frame-shift": ("frame_shift_ms", float),
+    "frame-length": ("frame_length_ms", float), "dither": ("dither", float),
+    "preemphasis-coefficient": ("preemph_coeff", float), "remove-dc-offset": ("remove_dc_offset", "bool"),
+    "window-type": ("window_type", str), "round-to-power-of-two": ("round_to_power_of_two", "bool"),
+    "blackman-coeff": ("blackman_coeff", float), "snip-edges": ("snip_edges", "bool"),
+}
+_MEL_OPTS = {"num-mel-bins": ("num_bins", int), "low-freq": ("low_freq", float),
+             "high-freq": ("high_freq", float), "vtln-low": ("vtln_low", float),
+             "vtln-high": ("vtln_high", float)}
+_TOP_OPTS = {
+    "mfcc": {"num-ceps": ("num_ceps", int), "use-energy": ("use_energy", "bool"),
+             "energy-floor": ("energy_floor", float), "raw-energy": ("raw_energy", "bool"),
+             "cepstral-lifter": ("cepstral_lifter", float), "htk-compat": ("htk_compat", "bool")},
+    "fbank": {"use-energy": ("use_energy", "bool"), "energy-floor": ("energy_floor", float),
+              "raw-energy": ("raw_energy", "bool"), "htk-compat": ("htk_compat", "bool"),
+              "use-log-fbank": ("use_log_fbank", "bool"), "use-power": ("use_power", "bool")},
+}
+# Options the tools accept that do not change the features computed here.
+_IGNORED_OPTS = {"verbose", "allow-downsample", "allow-upsample", "channel", "output-format",
+                 "min-duration", "subtract-mean", "vtln-warp", "utt2spk", "vtln-map"}
+# Kaldi's own defaults where kaldi-native-fbank's differ.
+_KALDI_DEFAULTS = {"dither": 1.0}
+
+
+class FeatureConfig:
+    """Options of compute-mfcc-feats / compute-fbank-feats, from a Kaldi config file.
+
+    `kind` is 'mfcc' or 'fbank'. Dither (Kaldi's default 1.0) is added here from a random
+    generator seeded by the utterance id, so that features are reproducible.
+    """
+
+    def __init__(self, kind, config_file=None, **overrides):
+        if kind not in _TOP_OPTS:
+            raise HdnnError(f"unknown feature kind {kind!r} (mfcc or fbank)")
+        self.kind = kind
+        self._args = (kind, config_file, overrides)
+        self.opts = knf.MfccOptions() if kind == "mfcc" else knf.FbankOptions()
+        self.dither = _KALDI_DEFAULTS["dither"]
+        self.opts.frame_opts.dither = 0.0
+        items = read_kaldi_config(config_file) if config_file else {}
+        items.update({k.replace("_", "-"): str(v) for k, v in overrides.items()})
+        for name, value in items.items():
+            self._set(name, value, config_file)
+
+    def __reduce__(self):  # knf options do not pickle: rebuild in the worker
+        kind, config_file, overrides = self._args
+        return (_make_config, (kind, config_file, overrides))
+
+    def _set(self, name, value, source):
+        for group, table in ((self.opts.frame_opts, _FRAME_OPTS), (self.opts.mel_opts, _MEL_OPTS),
+                             (self.opts, _TOP_OPTS[self.kind])):
+            if name in table:
+                attr, typ = table[name]
+                try:
+                    parsed = _parse_bool(value) if typ == "bool" else typ(value)
+                except ValueError:
+                    raise HdnnError(f"{source}: bad value for --{name}: {value!r}") from None
+                if name == "dither":
+                    self.dither = parsed
+                else:
+                    setattr(group, attr, parsed)
+                return
+        if name not in _IGNORED_OPTS:
+            raise HdnnError(f"{source}: option --{name} is not supported for {self.kind} features")
+
+    @property
+    def sample_rate(self):
+        return int(self.opts.frame_opts.samp_freq)
+
+    @property
+    def dim(self):
+        if self.kind == "mfcc":
+            return self.opts.num_ceps
+        return self.opts.mel_opts.num_bins + int(self.opts.use_energy)
+
+    def compute(self, samples, utt=""):
+        """Features (T x dim, float32) of int16-scaled samples (1-D array)."""
+        samples = np.asarray(samples, dtype=np.float32)
+        if self.dither > 0:
+            rng = np.random.default_rng(zlib.crc32(utt.encode()))
+            samples = samples + self.dither * rng.standard_normal(len(samples), dtype=np.float32)
+        extractor = knf.OnlineMfcc(self.opts) if self.kind == "mfcc" else knf.OnlineFbank(self.opts)
+        extractor.accept_waveform(self.opts.frame_opts.samp_freq, samples)
+        extractor.input_finished()
+        n = extractor.num_frames_ready
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([extractor.get_frame(i) for i in range(n)]).astype(np.float32, copy=False)
+
+
+def _make_config(kind, config_file, overrides):
+    return FeatureConfig(kind, config_file, **overrides)
+
+
+def _parse_bool(value):
+    if value.lower() in ("true", "1"):
+        return True
+    if value.lower() in ("false", "0"):
+        return False
+    raise ValueError(value)
+
+
+def read_kaldi_config(path):
+    """{option: value} of a Kaldi config file: `--name=value` lines, `#` comments."""
+    path = Path(path)
+    if not path.is_file():
+        raise HdnnError(f"{path}: no such config file")
+    items = {}
+    for num, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not line.startswith("--"):
+            raise HdnnError(f"{path}:{num}: expected --option=value, got {line!r}")
+        name, _, value = line[2:].partition("=")
+        items[name.replace("_", "-")] = value or "true"
+    return items
+
+
+# ---------------------------------------------------------------- waveforms
+
+class WaveReader:
+    """Samples of the utterances of a data dir (wav.scp, with segments when present).
+
+    Reads each recording once for a run of segments from it. Errors name wav.scp, the
+    recording and the utterance.
+    """
+
+    def __init__(self, data_dir, sample_rate):
+        self.data_dir = Path(data_dir)
+        self.wav_scp = self.data_dir / "wav.scp"
+        self.sample_rate = sample_rate
+        self.wavs = read_kaldi_map(self.wav_scp)
+        seg_file = self.data_dir / "segments"
+        self.segments = ({u: v.split() for u, v in read_kaldi_map(seg_file).items()}
+                         if seg_file.exists() else None)
+        self._cached = (None, None)
+
+    def utts(self):
+        return list(self.segments) if self.segments is not None else list(self.wavs)
+
+    def __call__(self, utt):
+        if self.segments is None:
+            return self._recording(utt, utt)
+        reco, start, end = self.segments[utt]
+        samples = self._recording(reco, utt)
+        first = int(round(float(start) * self.sample_rate))
+        last = len(samples) if float(end) < 0 else int(round(float(end) * self.sample_rate))
+        if last > len(samples):
+            # extract-segments tolerates a segment that ends a little after its recording.
+            if last - len(samples) > 0.1 * self.sample_rate:
+                raise HdnnError(f"{self.data_dir / 'segments'}: utterance {utt} ends at {end} s, "
+                                f"after the end of recording {reco} ({len(samples) / self.sample_rate:.2f} s)")
+            last = len(samples)
+        return samples[first:last]
+
+    def _recording(self, reco, utt):
+        if self._cached[0] == reco:
+            return self._cached[1]
+        if reco not in self.wavs:
+            raise HdnnError(f"{self.wav_scp}: no recording {reco} (utterance {utt})")
+        where = f"{self.wav_scp}: recording {reco} (utterance {utt})"
+        try:
+            rate, samples = kaldiio.load_mat(self.wavs[reco])
+        except FileNotFoundError as e:
+            raise HdnnError(f"{where}: no such file {e.filename or self.wavs[reco]}") from None
+        except Exception as e:  # soundfile/wave/pipe errors: one line naming the recording
+            raise HdnnError(f"{where}: cannot read audio: {type(e).__name__}: {e}") from None
+        if rate != self.sample_rate:
+            raise HdnnError(f"{where}: sample rate {rate} Hz, expected {self.sample_rate} Hz "
+                            "(set --sample-frequency in the config, or resample)")
+        if samples.ndim != 1:
+            raise HdnnError(f"{where}: {samples.shape[1]} channels; expected mono audio")
+        if samples.dtype.kind == "f":
+            samples = samples * 32768.0
+        self._cached = (reco, samples)
+        return samples
+
+
+# ---------------------------------------------------------------- make_{mfcc,fbank}
+
+def split_list(items, nj):
+    """Split a list into nj contiguous, nearly equal parts, like utils/split_scp.pl."""
+    if nj < 1 or nj > max(len(items), 1):
+        raise HdnnError(f"cannot split {len(items)} items into {nj} jobs")
+    bounds = np.linspace(0, len(items), nj + 1).round().astype(int)
+    return [items[bounds[j]:bounds[j + 1]] for j in range(nj)]
+
+
+def _feature_job(args):
+    """One parallel job: features of `utts` into <feat_dir>/raw_<kind>_<name>.<job>.{ark,scp}."""
+    data_dir, config, utts, ark, scp, log_file, job = args
+    reader = WaveReader(data_dir, config.sample_rate)
+    logger = _job_logger(log_file)
+
+    durations = []
+
+    def features():
+        for utt in utts:
+            samples = reader(utt)
+            feats = config.compute(samples, utt)
+            if len(feats) == 0:
+                raise HdnnError(f"{reader.wav_scp}: utterance {utt} is too short for one frame")
+            logger.info("%s %d frames", utt, len(feats))
+            durations.append(f"{utt} {len(samples) / config.sample_rate:.3f}\n")
+            yield utt, feats
+
+    try:
+        count = write_matrices(f"ark,scp:{ark},{scp}", features(), compress=True)
+    except HdnnError as e:
+        logger.error("%s", e)
+        return str(e)
+    with atomic_open(Path(log_file).parent / f"utt2dur.{job}") as f:
+        f.write("".join(durations))
+    logger.info("done %d utterances", count)
+    return None
+
+
+def _job_logger(log_file):
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger(f"hdnn.job.{log_file}")
+    logger.handlers[:] = [logging.FileHandler(log_file, mode="w")]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger
+
+
+def make_features(data_dir, kind, config_file=None, log_dir=None, feat_dir=None, nj=4,
+                  progress=True):
+    """Compute features for a data dir like steps/make_{mfcc,fbank}.sh.
+
+    Writes <feat_dir>/raw_<kind>_<name>.JOB.{ark,scp} (compressed), <data>/feats.scp,
+    <data>/utt2num_frames, <data>/utt2dur and <data>/conf/<kind>.conf. A job whose archive is complete
+    is not redone. Returns the number of utterances.
+    """
+    data_dir = Path(data_dir)
+    log_dir = Path(log_dir) if log_dir else data_dir / "log"
+    feat_dir = (Path(feat_dir) if feat_dir else data_dir / "data").absolute()
+    validate_data_dir(data_dir, no_feats=True, no_text=True)
+    config = FeatureConfig(kind, config_file)
+    utts = WaveReader(data_dir, config.sample_rate).utts()
+    name = data_dir.name
+    nj = min(nj, len(utts))
+    jobs = []
+    for job, part in enumerate(split_list(utts, nj), 1):
+        ark = feat_dir / f"raw_{kind}_{name}.{job}.ark"
+        scp = feat_dir / f"raw_{kind}_{name}.{job}.scp"
+        if _complete(scp, part, ark) and (log_dir / f"utt2dur.{job}").exists():
+            continue
+        jobs.append((data_dir, config, part, ark, scp, log_dir / f"make_{kind}_{name}.{job}.log", job))
+    feat_dir.mkdir(parents=True, exist_ok=True)
+    _run_jobs(_feature_job, jobs, f"{kind} {name}", progress)
+    scps = [feat_dir / f"raw_{kind}_{name}.{job}.scp" for job in range(1, nj + 1)]
+    with atomic_open(data_dir / "feats.scp") as f:
+        for scp in scps:
+            f.write(scp.read_text())
+    with atomic_open(data_dir / "utt2num_frames") as f:
+        for utt, feats in _scp_shapes(data_dir / "feats.scp"):
+            f.write(f"{utt} {feats[0]}\n")
+    with atomic_open(data_dir / "utt2dur") as f:
+        for job in range(1, nj + 1):
+            f.write((log_dir / f"utt2dur.{job}").read_text())
+    if config_file:
+        (data_dir / "conf").mkdir(exist_ok=True)
+        with atomic_open(data_dir / "conf" / f"{kind}.conf") as f:
+            f.write(Path(config_file).read_text())
+    logging.info("%s: %s features for %d utterances in %s", name, kind, len(utts), feat_dir)
+    return len(utts)
+
+
+def _complete(scp, utts, ark):
+    """Whether an earlier run wrote this job's archive for exactly these utterances."""
+    if not scp.exists() or not ark.exists():
+        return False
+    keys = [line.split(maxsplit=1)[0] for line in scp.read_text().splitlines()]
+    return keys == utts
+
+
+def _scp_shapes(scp):
+    """(utt, shape) for a feats.scp, reading only the headers of the matrices."""
+    for utt, mat in kaldiio.load_scp_sequential(str(scp)):
+        yield utt, mat.shape
+
+
+def _run_jobs(func, jobs, what, progress):
+    """Run jobs in a process pool; any failure raises one HdnnError naming a log file."""
+    from tqdm import tqdm
+
+    if not jobs:
+        return
+    errors = []
+    if len(jobs) == 1:
+        results = [func(jobs[0])]
+    else:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(len(jobs)) as pool:
+            results = list(tqdm(pool.imap(func, jobs), total=len(jobs), desc=what,
+                                disable=not progress, unit="job"))
+    for job, err in zip(jobs, results):
+        if err:
+            errors.append(f"{err} (log: {job[5]})")
+    if errors:
+        raise HdnnError(errors[0] + (f"; {len(errors) - 1} more jobs failed" if len(errors) > 1 else ""))
+
+
+# ---------------------------------------------------------------- CMVN and deltas
+
+def compute_cmvn_stats(data_dir, log_dir=None, cmvn_dir=None):
+    """Per-speaker CMVN statistics like steps/compute_cmvn_stats.sh.
+
+    Writes <cmvn_dir>/cmvn_<name>.{ark,scp} (2 x (dim+1) double matrices, Kaldi's layout)
+    and <data>/cmvn.scp. Returns the number of speakers.
+    """
+    data_dir = Path(data_dir)
+    log_dir = Path(log_dir) if log_dir else data_dir / "log"
+    cmvn_dir = (Path(cmvn_dir) if cmvn_dir else data_dir / "data").absolute()
+    validate_data_dir(data_dir, no_text=True, no_wav=True)
+    feats = MatrixReader(data_dir / "feats.scp")
+    spk2utt = read_kaldi_map(data_dir / "spk2utt", multi=True)
+    name = data_dir.name
+    logger = _job_logger(log_dir / f"cmvn_{name}.log")
+
+    def stats():
+        for spk, utts in spk2utt.items():
+            total = sum(knf.compute_cmvn_stats(feats[u]) for u in utts)
+            logger.info("%s %d utterances, %d frames", spk, len(utts), int(total[0, -1]))
+            yield spk, total
+
+    ark, scp = cmvn_dir / f"cmvn_{name}.ark", cmvn_dir / f"cmvn_{name}.scp"
+    write_double_matrices(ark, scp, stats())
+    with atomic_open(data_dir / "cmvn.scp") as f:
+        f.write(scp.read_text())
+    return len(spk2utt)
+
+
+def write_double_matrices(ark, scp, items):
+    """Write (key, float64 matrix) pairs to ark + scp atomically (Kaldi's `DM` matrices)."""
+    with atomic_path(ark) as ark_tmp, atomic_path(scp) as scp_tmp:
+        with open(ark_tmp, "wb") as f, open(scp_tmp, "w") as s:
+            for key, mat in items:
+                f.write(key.encode() + b" ")
+                s.write(f"{key} {ark}:{f.tell()}\n")
+                write_array(f, np.asarray(mat, dtype=np.float64))
+
+
+def read_cmvn(data_dir):
+    """{speaker: stats} from <data>/cmvn.scp."""
+    path = Path(data_dir) / "cmvn.scp"
+    if not path.exists():
+        raise HdnnError(f"{path}: no such file (run compute_cmvn_stats first)")
+    try:
+        return {spk: np.asarray(m, dtype=np.float64) for spk, m in kaldiio.load_scp_sequential(str(path))}
+    except Exception as e:
+        raise HdnnError(f"{path}: cannot read: {type(e).__name__}: {e}") from None
+
+
+def iter_cmvn_deltas(data_dir, utts=None, delta_order=2, delta_window=2, norm_vars=False):
+    """(utt, features) of a data dir after apply-cmvn --utt2spk and add-deltas.
+
+    The features of steps/train_deltas.sh and steps/decode.sh: per-speaker mean
+    normalisation, then deltas and delta-deltas (13 MFCC -> 39 dims).
+    """
+    data_dir = Path(data_dir)
+    cmvn = read_cmvn(data_dir)
+    utt2spk = read_kaldi_map(data_dir / "utt2spk")
+    opts = knf.CmvnOptions()
+    opts.norm_vars = norm_vars
+    delta = knf.DeltaOptions()
+    delta.order, delta.window = delta_order, delta_window
+    wanted = set(utts) if utts is not None else None
+    for utt, feats in read_matrices(f"scp:{data_dir / 'feats.scp'}"):
+        if wanted is not None and utt not in wanted:
+            continue
+        spk = utt2spk.get(utt)
+        if spk not in cmvn:
+            raise HdnnError(f"{data_dir / 'cmvn.scp'}: no statistics for speaker {spk} of utterance {utt}")
+        feats = knf.apply_cmvn(cmvn[spk], opts, feats)
+        yield utt, (knf.compute_deltas(delta, feats) if delta_order > 0 else feats)
+
+
+__all__ = ["FeatureConfig", "read_kaldi_config", "WaveReader", "make_features", "split_list",
+           "compute_cmvn_stats", "read_cmvn", "iter_cmvn_deltas", "write_double_matrices"]

@@ -1,0 +1,126 @@
+"""Frame-level training data: utterances paired with their targets, shuffled with bounded memory.
+
+An utterance yields a tuple of arrays with one row per frame: (features, pdf ids) and, with
+stored teacher posteriors, (ids (T, K), weights (T, K)) as well. ``frame_minibatches`` mixes the
+frames of many utterances like nnet1's ``nnet-train-frmshuff --randomizer-size``: it fills a
+buffer of about ``randomizer_size`` frames from utterances in shuffled order, shuffles the frames
+of the buffer and emits minibatches; memory stays bounded by the buffer whatever the corpus size.
+"""
+import logging
+
+import numpy as np
+
+from hdnn.errors import HdnnError
+
+
+class FrameTargets:
+    """Utterances of a feature pipeline paired with their frame targets.
+
+    ``pipeline(utt)`` gives the (T, D) network input; ``targets`` maps utt -> pdf ids (T,);
+    ``soft_targets``, when given, maps utt -> (ids (T, K), weights (T, K)).
+    As nnet1 does, utterances without targets are skipped and counted, a length mismatch of up
+    to ``length_tolerance`` frames is trimmed, and longer mismatches are skipped and counted;
+    when more than ``max_skip_fraction`` of the utterances are skipped it is an error.
+    """
+
+    def __init__(self, pipeline, utts, targets, targets_source, soft_targets=None, soft_source=None,
+                 length_tolerance=5, max_skip_fraction=0.1, feats_source="features"):
+        self.pipeline = pipeline
+        self.targets, self.targets_source = targets, targets_source
+        self.soft_targets, self.soft_source = soft_targets, soft_source
+        self.length_tolerance, self.max_skip_fraction = length_tolerance, max_skip_fraction
+        self.feats_source = feats_source
+        self.num_total = len(utts)
+        if not utts:
+            raise HdnnError(f"{feats_source}: no utterances")
+        missing = [u for u in utts if u not in targets or (soft_targets is not None and u not in soft_targets)]
+        missing_set = set(missing)
+        self.utts = [u for u in utts if u not in missing_set]
+        logging.info("%s: %d utterances, %d with targets", feats_source, len(utts), len(self.utts))
+        self.skipped = {"no targets": len(missing)}
+        if missing:
+            source = targets_source if missing[0] not in targets else soft_source
+            logging.warning("%s: %d of %d utterances have no targets in %s (e.g. %s); skipped",
+                            feats_source, len(missing), len(utts), source, missing[0])
+            self._check_skips(f"utterance {missing[0]} has no targets in {source}")
+        self.skipped["length mismatch"] = 0
+        self._bad_length = set()
+
+    def _check_skips(self, example):
+        skipped = sum(self.skipped.values())
+        if skipped > self.max_skip_fraction * self.num_total:
+            raise HdnnError(f"{self.feats_source}: {skipped} of {self.num_total} utterances skipped, more than "
+                            f"{self.max_skip_fraction:.0%} (e.g. {example})")
+
+    def load(self, utt):
+        """The tuple of per-frame arrays of ``utt``, or None when it is skipped."""
+        feats = self.pipeline(utt)
+        items = [self.targets[utt]]
+        if self.soft_targets is not None:
+            items.extend(self.soft_targets[utt])
+        num_frames = min(len(feats), *(len(a) for a in items))
+        worst = max(len(feats), *(len(a) for a in items)) - num_frames
+        if worst > self.length_tolerance:
+            if utt not in self._bad_length:
+                self._bad_length.add(utt)
+                self.skipped["length mismatch"] += 1
+                example = (f"utterance {utt} has {len(feats)} frames in {self.feats_source} but "
+                           f"{len(items[0])} in {self.targets_source}, beyond --length-tolerance "
+                           f"{self.length_tolerance}")
+                logging.warning("%s; skipped", example)
+                self._check_skips(example)
+            return None
+        return tuple(a[:num_frames] for a in (feats, *items))
+
+
+def frame_minibatches(load, utts, minibatch_size, randomizer_size=32768, rng=None):
+    """Yield minibatches: tuples of arrays of ``minibatch_size`` rows (the last may be smaller).
+
+    ``load(utt)`` returns a tuple of per-frame arrays or None. With ``rng`` (a numpy Generator)
+    utterances are visited in random order and frames shuffled within a buffer of about
+    ``randomizer_size`` frames; without it, frames come in order (cross-validation).
+    """
+    order = rng.permutation(len(utts)) if rng is not None else range(len(utts))
+    buffer, buffered = [], 0
+    for i in order:
+        item = load(utts[i])
+        if item is None:
+            continue
+        buffer.append(item)
+        buffered += len(item[0])
+        if buffered >= max(randomizer_size, minibatch_size):
+            rest = yield from _emit(buffer, minibatch_size, rng, keep_partial=True)
+            buffer, buffered = ([rest], len(rest[0])) if rest else ([], 0)
+    if buffer:
+        yield from _emit(buffer, minibatch_size, rng, keep_partial=False)
+
+
+def _emit(buffer, minibatch_size, rng, keep_partial):
+    """Shuffle the buffered frames and yield full minibatches; return the leftover frames
+    (fewer than a minibatch) when ``keep_partial``, else yield them too."""
+    columns = [np.concatenate(col) for col in zip(*buffer)]
+    n = len(columns[0])
+    perm = rng.permutation(n) if rng is not None else np.arange(n)
+    num_full = n // minibatch_size * minibatch_size
+    for start in range(0, num_full, minibatch_size):
+        idx = perm[start:start + minibatch_size]
+        yield tuple(c[idx] for c in columns)
+    rest = perm[num_full:]
+    if len(rest) == 0:
+        return None
+    if keep_partial:
+        return tuple(c[rest] for c in columns)
+    yield tuple(c[rest] for c in columns)
+    return None
+
+
+def padded_posteriors(post):
+    """(ids (T, K) int64, weights (T, K) float32) of a Kaldi posterior (a list over frames of
+    (pdf, weight) pairs), K the largest number of pairs in a frame; padding has weight 0."""
+    k = max((len(frame) for frame in post), default=0) or 1
+    ids = np.zeros((len(post), k), dtype=np.int64)
+    weights = np.zeros((len(post), k), dtype=np.float32)
+    for t, frame in enumerate(post):
+        if frame:
+            ids[t, :len(frame)], weights[t, :len(frame)] = zip(*frame)
+    return ids, weights

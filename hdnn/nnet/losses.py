@@ -1,0 +1,52 @@
+"""Training criteria: plain functions of logits, averaged over frames.
+
+``cross_entropy`` trains on hard senone targets; ``kd_loss`` is knowledge distillation
+(Hinton et al., 2015) from a teacher's logits or from its stored sparse posteriors.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def cross_entropy(logits, targets):
+    """Mean frame cross-entropy of logits (N, P) against pdf ids (N,)."""
+    return F.cross_entropy(logits, targets)
+
+
+def soft_cross_entropy(logits, posteriors, temperature=1.0):
+    """Mean over frames of -sum_k p_k log softmax(logits / temperature)_k.
+
+    ``posteriors`` is either dense (N, P), or sparse as a pair (ids (N, K) long, weights (N, K)),
+    e.g. the top-k teacher posteriors of a Kaldi Posterior archive (pad with weight 0).
+    """
+    log_q = F.log_softmax(logits / temperature, dim=-1)
+    if isinstance(posteriors, (tuple, list)):
+        ids, weights = posteriors
+        return -(weights * log_q.gather(1, ids)).sum(1).mean()
+    return -(posteriors * log_q).sum(1).mean()
+
+
+def kd_loss(student_logits, targets, teacher_logits=None, teacher_posteriors=None, lam=0.5, temperature=1.0):
+    """Knowledge-distillation loss, interpolating hard and soft targets:
+
+        (1 - lam) * CE(targets, softmax(z_s))
+          + lam * tau^2 * CE(softmax(z_t / tau), softmax(z_s / tau))
+
+    The soft term's gradient with respect to z_s is (q_s - p_t) / tau, and near equilibrium
+    it shrinks as 1 / tau^2; multiplying by tau^2 keeps the soft-target gradients on the scale
+    of the hard-target ones whatever the temperature (Hinton et al., 2015), so ``lam`` means
+    the same thing at every tau.
+
+    Soft targets come either from ``teacher_logits`` (teacher run on the same frames) or from
+    precomputed ``teacher_posteriors`` (dense (N, P) or sparse (ids, weights), see
+    ``soft_cross_entropy``), which are used as given: store them at the training temperature.
+    With lam = 1 the hard targets are not used and may be None.
+    """
+    if (teacher_logits is None) == (teacher_posteriors is None):
+        raise ValueError("kd_loss needs exactly one of teacher_logits and teacher_posteriors")
+    if teacher_posteriors is None:
+        with torch.no_grad():
+            teacher_posteriors = F.softmax(teacher_logits.float() / temperature, dim=-1)
+    soft = soft_cross_entropy(student_logits, teacher_posteriors, temperature) * temperature ** 2
+    if lam >= 1.0:
+        return soft
+    return (1 - lam) * cross_entropy(student_logits, targets) + lam * soft

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Decoding of an nnet's pdf log-likelihoods, as latgen-faster-mapped in Kaldi's
+steps/nnet/decode.sh: the transition model of <model-dir>/final.mdl maps pdfs to the graph's
+transition-ids. The log-likelihoods (log posteriors minus log priors, as nnet-forward
+--class-frame-counts writes them) come from an rspecifier; a JOB in it is replaced by the job
+number. Best paths per (LM weight, word insertion penalty): <decode-dir>/tra/<LMWT>_<WIP>.tra,
+scored against <data-dir>/text unless --skip-scoring true."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from decode import add_decode_options, decode_config  # noqa: E402
+
+from hdnn.cli import get_parser, run_main, setup_logging  # noqa: E402
+
+USAGE = """%(prog)s [options] <graph-dir> <data-dir> <model-dir> <loglike-rspecifier> <decode-dir>
+ e.g.: %(prog)s --nj 2 exp/ihm/tri1/graph data/ihm/dev exp/ihm/tri1_ali \\
+          scp:exp/ihm/student/decode_dev/loglikes.scp exp/ihm/student/decode_dev"""
+
+
+def main(argv=None):
+    p = get_parser(__doc__, usage=USAGE)
+    p.add_argument("graph_dir")
+    p.add_argument("data_dir")
+    p.add_argument("model_dir")
+    p.add_argument("loglikes")
+    p.add_argument("decode_dir")
+    add_decode_options(p)
+    p.set_defaults(min_lmwt=4, max_lmwt=15)
+    args = p.parse_args(argv)
+    setup_logging(Path(args.decode_dir) / "log" / "decode.log")
+    from hdnn.gmm.decode import decode_mapped
+
+    config = decode_config(args)
+    decode_mapped(args.graph_dir, args.model_dir, args.loglikes, args.decode_dir, nj=args.nj,
+                  config=config, progress=args.progress)
+    if not args.skip_scoring:
+        from hdnn.scoring import score
+
+        score(args.data_dir, args.graph_dir, args.decode_dir, sweep=config.sweep())
+        print((Path(args.decode_dir) / "scoring_kaldi" / "best_wer").read_text().strip())
+
+
+if __name__ == "__main__":
+    run_main(main)

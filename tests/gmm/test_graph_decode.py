@@ -1,0 +1,193 @@
+"""HCLG graphs (mkgraph), GMM and mapped decoding (decode, decode_mapped) and scoring, on the
+espeak corpus with its monophone system; against real Kaldi where a build is present."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import kaldiio
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from tests.gmm.conftest import STEPS, run_step
+from hdnn.gmm.decode import DecodeConfig, GmmScorer, decode_gmm
+from hdnn.gmm.features import iter_cmvn_deltas
+from hdnn.gmm.model import GmmSystem
+from hdnn.kaldi.binaries import kaldi_env, run_kaldi
+from hdnn.scoring import parse_wer_line
+
+SWEEP = ("--min-lmwt", 9, "--max-lmwt", 11, "--word-ins-penalty", "0.0,1.0")
+
+
+@pytest.fixture(scope="module")
+def espeak_graph(espeak_corpus, espeak_mono):
+    """A bigram LM on the espeak transcripts, G.fst, and the monophone HCLG."""
+    root = espeak_mono.parent
+    text = root / "lm_train.txt"
+    text.write_text("".join(line.split(maxsplit=1)[1] + "\n"
+                            for line in (espeak_corpus.data / "text").read_text().splitlines()))
+    run_step("train_lm", "--order", 2, text, espeak_corpus.lang, root / "lm")
+    lang_test = root / "lang_test"
+    run_step("format_lm", espeak_corpus.lang, root / "lm" / "lm_2gram.arpa.gz", "-", lang_test)
+    graph = espeak_mono / "graph"
+    run_step("mkgraph", lang_test, espeak_mono, graph)
+    return graph
+
+
+@pytest.fixture(scope="module")
+def espeak_decode(espeak_corpus, espeak_graph):
+    out = espeak_graph.parent / "decode_train"
+    p = run_step("decode", "--nj", 2, "--progress", "false", *SWEEP, espeak_graph, espeak_corpus.data, out)
+    return out, p
+
+
+def test_mkgraph_outputs(espeak_graph, espeak_mono):
+    for name in ("HCLG.fst", "words.txt", "phones.txt", "phones/word_boundary.int", "disambig_tid.int", "num_pdfs"):
+        assert (espeak_graph / name).exists(), name
+    _, tm, _ = GmmSystem.load(espeak_mono).khg()
+    assert int((espeak_graph / "num_pdfs").read_text()) == tm.num_pdfs
+    if shutil.which("fstinfo") is None:
+        pytest.skip("Debian's fstinfo (libfst-tools) is not installed")
+    info = subprocess.run(["fstinfo", str(espeak_graph / "HCLG.fst")], capture_output=True, text=True,
+                          check=True).stdout
+    states = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("# of states")))
+    assert states > 100
+    ilabels = subprocess.run(["fstprint", str(espeak_graph / "HCLG.fst")], capture_output=True, text=True,
+                             check=True).stdout
+    disambig = set((espeak_graph / "disambig_tid.int").read_text().split())
+    assert not disambig & {line.split("\t")[2] for line in ilabels.splitlines() if "\t" in line[:12] and
+                           line.count("\t") >= 3}
+
+
+def test_mkgraph_skips_an_up_to_date_graph(espeak_graph, espeak_mono):
+    before = (espeak_graph / "HCLG.fst").stat().st_mtime_ns
+    p = run_step("mkgraph", espeak_graph.parent.parent / "lang_test", espeak_mono, espeak_graph)
+    assert "up to date" in p.stderr
+    assert (espeak_graph / "HCLG.fst").stat().st_mtime_ns == before
+
+
+def test_decode_and_score(espeak_corpus, espeak_decode):
+    out, p = espeak_decode
+    best, where = parse_wer_line(p.stdout.strip().splitlines()[-1])
+    assert where.startswith(str(out / "wer_"))
+    words = sum(len(line.split()) - 1 for line in (espeak_corpus.data / "text").read_text().splitlines())
+    assert best.words == words
+    assert best.wer < 10.0, best.kaldi_line(where)  # clean TTS speech, training speakers
+    for lmwt in range(9, 12):
+        for wip in ("0.0", "1.0"):
+            res, _ = parse_wer_line((out / f"wer_{lmwt}_{wip}").read_text())
+            assert res.wer >= best.wer
+    assert (out / "scoring_kaldi" / "best_wer").read_text().split()[1] == f"{best.wer:.2f}"
+    sys_report = next((out / "scoring_kaldi" / "sclite").glob("best_*.sys")).read_text()
+    for spk in ("spk0", "spk5"):
+        assert re.search(rf"\|\s+{spk}\s+\|", sys_report), spk
+    stats = dict(line.split() for line in (out / "decode_stats.txt").read_text().splitlines())
+    assert int(stats["utterances"]) == 120 and int(stats["passes"]) == 6 and int(stats["failed"]) == 0
+    assert sorted(p.name for p in (out / "log").glob("decode*.log")) == ["decode.1.log", "decode.2.log",
+                                                                         "decode.log"]
+
+
+def test_mapped_decoding_of_gmm_likelihoods_gives_the_same_words(espeak_corpus, espeak_mono, espeak_graph,
+                                                                  espeak_decode, tmp_path):
+    system = GmmSystem.load(espeak_mono)
+    scorer = GmmScorer(system.am)
+    ark, scp = tmp_path / "loglikes.ark", tmp_path / "loglikes.scp"
+    with threadpool_limits(limits=1):
+        kaldiio.save_ark(str(ark), {u: scorer(x) for u, x in iter_cmvn_deltas(espeak_corpus.data)}, scp=str(scp))
+    out = tmp_path / "decode_mapped"
+    run_step("decode_mapped", "--nj", 2, "--progress", "false", *SWEEP, espeak_graph, espeak_corpus.data,
+             espeak_mono, f"scp:{scp}", out)
+    gmm_out, _ = espeak_decode
+    for lmwt, wip in ((9, "0.0"), (10, "0.0"), (11, "1.0")):
+        assert (out / "tra" / f"{lmwt}_{wip}.tra").read_text() == (gmm_out / "tra" / f"{lmwt}_{wip}.tra").read_text()
+
+
+def test_mapped_decoding_checks_the_number_of_pdfs(espeak_corpus, espeak_mono, espeak_graph, tmp_path):
+    ark = tmp_path / "bad.ark"
+    kaldiio.save_ark(str(ark), {"spk0_u0000": np.zeros((50, 7), np.float32)})
+    p = subprocess.run([sys.executable, str(STEPS / "decode_mapped.py"), "--progress", "false", espeak_graph,
+                        espeak_corpus.data, espeak_mono, f"ark:{ark}", tmp_path / "out"], capture_output=True, text=True)
+    assert p.returncode == 1
+    assert "utterance spk0_u0000 has 7 columns, the model has" in p.stderr.strip().splitlines()[-1]
+
+
+def test_narrow_beams_are_retried_and_counted(espeak_corpus, espeak_graph, tmp_path):
+    cfg = DecodeConfig(beam=0.5, retry_beam=1.0, max_active=3, min_active=1, min_lmwt=10, max_lmwt=10,
+                       word_ins_penalty=("0.0",))
+    stats = decode_gmm(espeak_graph, espeak_corpus.data, tmp_path / "decode", nj=1, config=cfg, progress=False)
+    assert stats.retried > 0 and stats.retried >= stats.partial + stats.failed
+    lines = (tmp_path / "decode" / "tra" / "10_0.0.tra").read_text().splitlines()
+    assert len(lines) == stats.utts == 120  # no utterance dropped from scoring
+
+
+def test_interrupted_decoding_resumes(espeak_corpus, espeak_graph, tmp_path):
+    cfg = DecodeConfig(min_lmwt=10, max_lmwt=10, word_ins_penalty=("0.0",))
+    out = tmp_path / "decode"
+    decode_gmm(espeak_graph, espeak_corpus.data, out, nj=2, config=cfg, progress=False)
+    merged = (out / "tra" / "10_0.0.tra").read_text()
+    log1 = (out / "log" / "decode.1.log").stat().st_mtime_ns
+    (out / "tra" / ".done.2").unlink()  # as if job 2 had been killed
+    (out / "tra" / "10_0.0.2.tra").unlink()
+    decode_gmm(espeak_graph, espeak_corpus.data, out, nj=2, config=cfg, progress=False)
+    assert (out / "log" / "decode.1.log").stat().st_mtime_ns == log1
+    assert (out / "tra" / "10_0.0.tra").read_text() == merged
+
+
+# ---------------------------------------------------------------- real Kaldi
+
+@pytest.mark.kaldi
+def test_kaldi_gmm_decode_faster_with_our_graph(kaldi, espeak_corpus, espeak_mono, espeak_graph, espeak_decode,
+                                                 tmp_path):
+    feats = tmp_path / "feats.ark"
+    kaldiio.save_ark(str(feats), dict(iter_cmvn_deltas(espeak_corpus.data)))
+    out = run_kaldi(["gmm-decode-faster", "--beam=13", "--max-active=7000", "--acoustic-scale=0.1",
+                     str(espeak_mono / "final.mdl"), str(espeak_graph / "HCLG.fst"), f"ark:{feats}",
+                     "ark,t:-"]).stdout.decode()
+    theirs = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+    gmm_out, _ = espeak_decode
+    ours = {line.split()[0]: line.split()[1:] for line in (gmm_out / "tra" / "10_0.0.tra").read_text().splitlines()}
+    assert theirs.keys() == ours.keys()
+    same = sum(theirs[u] == ours[u] for u in ours)
+    assert same >= 0.95 * len(ours), f"{same} of {len(ours)} identical"
+
+
+@pytest.mark.kaldi
+def test_kaldi_mkgraph_gives_an_equivalent_graph(kaldi, espeak_corpus, espeak_mono, espeak_graph, espeak_decode,
+                                                 tmp_path):
+    s5 = tmp_path / "s5"
+    s5.mkdir()
+    for d in ("utils", "steps"):
+        os.symlink(f"{kaldi}/egs/wsj/s5/{d}", s5 / d)
+    (s5 / "path.sh").write_text("export LC_ALL=C\n")
+    lang_test = espeak_graph.parent.parent / "lang_test"
+    p = subprocess.run(["utils/mkgraph.sh", str(lang_test), str(espeak_mono), str(tmp_path / "graph")], cwd=s5,
+                       env=kaldi_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert (tmp_path / "graph" / "disambig_tid.int").read_text() == (espeak_graph / "disambig_tid.int").read_text()
+    cfg = DecodeConfig(min_lmwt=10, max_lmwt=10, word_ins_penalty=("0.0",))
+    decode_gmm(tmp_path / "graph", espeak_corpus.data, tmp_path / "decode", model_dir=espeak_mono, nj=2,
+               config=cfg, progress=False)
+    gmm_out, _ = espeak_decode
+    ours = (gmm_out / "tra" / "10_0.0.tra").read_text().splitlines()
+    theirs = (tmp_path / "decode" / "tra" / "10_0.0.tra").read_text().splitlines()
+    same = sum(a == b for a, b in zip(ours, theirs))
+    assert same >= 0.95 * len(ours), f"{same} of {len(ours)} identical"
+
+
+def test_decoding_needs_features_and_cmvn(espeak_corpus, espeak_graph, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(espeak_corpus.data, data, ignore=shutil.ignore_patterns("cmvn.scp", "data", "log"))
+    p = subprocess.run([sys.executable, str(STEPS / "decode.py"), "--nj", "1", "--progress", "false", espeak_graph,
+                        data, tmp_path / "decode"], capture_output=True, text=True)
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines()[-1].endswith("cmvn.scp: no such file (run compute_cmvn_stats first)")
+    assert not (tmp_path / "decode" / "tra").exists() or not list((tmp_path / "decode" / "tra").glob("*.tra"))
+
+
+@pytest.mark.parametrize("name", ["make_mfcc", "make_fbank", "compute_cmvn_stats", "prepare_lang", "train_lm",
+                                  "format_lm", "mkgraph", "decode", "decode_mapped", "score"])
+def test_steps_answer_help(name):
+    p = subprocess.run([sys.executable, str(STEPS / f"{name}.py"), "--help"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.startswith("usage:")
