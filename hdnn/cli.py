@@ -54,6 +54,10 @@ def run_main(main, argv=None):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # the reader of our stdout (e.g. `| head`) went away: stop quietly, as Kaldi tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
 
 
 def set_torch_threads(n=1):
