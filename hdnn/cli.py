@@ -42,6 +42,16 @@ def setup_logging(log_file=None, verbose=False):
     )
 
 
+def job_logger(log_file):
+    """A logger writing only to `log_file` (one parallel job's exp/*/log/NAME.JOB.log)."""
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger(f"hdnn.job.{log_file}")
+    logger.handlers[:] = [logging.FileHandler(log_file, mode="w")]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger
+
+
 def run_main(main, argv=None):
     """Run a step's main(argv); bad input becomes one clear line on stderr and exit 1."""
     prog = os.path.basename(sys.argv[0])

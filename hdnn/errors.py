@@ -1,6 +1,7 @@
 """The one exception type for bad input, and atomic output."""
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -41,3 +42,21 @@ def atomic_open(path, mode="w", **kwargs):
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield an empty temporary dir beside `path`; on success it replaces `path` whole.
+
+    An interrupted or failing build leaves `path` as it was (absent or the old version).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield build
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(build, path)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)

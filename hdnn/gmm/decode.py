@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from hdnn.cli import job_logger
 from hdnn.errors import HdnnError, atomic_open
 from hdnn.gmm.features import split_list
 from hdnn.gmm.graph import add_word_penalty, read_graph
@@ -190,7 +191,7 @@ def _run_job(job, nj, decode_dir, graph_dir, config, tid_cols, make_items):
     if done.exists() and all(f.exists() for f in files.values()):
         return None
     log_file = Path(decode_dir) / "log" / f"decode.{job}.log"
-    logger = _job_logger(log_file)
+    logger = job_logger(log_file)
     stats = DecodeStats()
     graph = read_graph(graph_dir)
     tmp = {k: f.with_name(f.name + ".tmp") for k, f in files.items()}
@@ -216,14 +217,6 @@ def _num_words(graph_dir):
         raise HdnnError(f"{path}: no such file")
     return max(int(line.split()[1]) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
-
-def _job_logger(log_file):
-    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-    logger = logging.getLogger(f"hdnn.decode.{log_file}")
-    logger.handlers[:] = [logging.FileHandler(log_file, mode="w")]
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    return logger
 
 
 _SHARED = {}

@@ -14,6 +14,7 @@ import kaldiio
 import numpy as np
 from kaldiio.matio import write_array
 
+from hdnn.cli import job_logger
 from hdnn.errors import HdnnError, atomic_open, atomic_path
 from hdnn.gmm.wheels import knf
 from hdnn.kaldi.data_dir import read_kaldi_map, validate_data_dir
@@ -214,7 +215,7 @@ def _feature_job(args):
     """One parallel job: features of `utts` into <feat_dir>/raw_<kind>_<name>.<job>.{ark,scp}."""
     data_dir, config, utts, ark, scp, log_file, job = args
     reader = WaveReader(data_dir, config.sample_rate)
-    logger = _job_logger(log_file)
+    logger = job_logger(log_file)
 
     durations = []
 
@@ -238,14 +239,6 @@ def _feature_job(args):
     logger.info("done %d utterances", count)
     return None
 
-
-def _job_logger(log_file):
-    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-    logger = logging.getLogger(f"hdnn.job.{log_file}")
-    logger.handlers[:] = [logging.FileHandler(log_file, mode="w")]
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    return logger
 
 
 def make_features(data_dir, kind, config_file=None, log_dir=None, feat_dir=None, nj=4,
@@ -341,7 +334,7 @@ def compute_cmvn_stats(data_dir, log_dir=None, cmvn_dir=None):
     feats = MatrixReader(data_dir / "feats.scp")
     spk2utt = read_kaldi_map(data_dir / "spk2utt", multi=True)
     name = data_dir.name
-    logger = _job_logger(log_dir / f"cmvn_{name}.log")
+    logger = job_logger(log_dir / f"cmvn_{name}.log")
 
     def stats():
         for spk, utts in spk2utt.items():

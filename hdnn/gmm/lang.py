@@ -7,13 +7,10 @@ word_boundary, align_lexicon, wdisambig*), with position-dependent phones (_B/_I
 unless asked not to. `Lang` reads such a directory, from Kaldi or from here.
 """
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hdnn.errors import HdnnError
+from hdnn.errors import HdnnError, atomic_dir
 from hdnn.gmm.wheels import kaldifst, khg
 
 POSITIONS = ("_B", "_E", "_I", "_S")
@@ -225,17 +222,9 @@ def prepare_lang(dict_dir, oov_word, tmp_dir, lang_dir, position_dependent_phone
         raise HdnnError(f"{Path(dict_dir) / 'lexicon.txt'}: the OOV word {oov_word} has no pronunciation")
     tmp_dir, lang_dir = Path(tmp_dir), Path(lang_dir)
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    lang_dir.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{lang_dir.name}.", dir=lang_dir.parent))
-    try:
+    with atomic_dir(lang_dir) as build:
         _write_lang(dic, oov_word, tmp_dir, build, position_dependent_phones, sil_prob,
                     num_sil_states, num_nonsil_states, share_silence_phones)
-        if lang_dir.exists():
-            shutil.rmtree(lang_dir)
-        os.replace(build, lang_dir)
-    finally:
-        if build.exists():
-            shutil.rmtree(build)
     return Lang(lang_dir)
 
 

@@ -3,7 +3,6 @@
 """
 import gzip
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 from hdnn.gmm.wheels import kaldifst, kaldilm
 from kaldingram.train import NgramCounts
 
-from hdnn.errors import HdnnError, atomic_open, atomic_path
+from hdnn.errors import HdnnError, atomic_dir, atomic_open, atomic_path
 from hdnn.gmm.lang import Lang
 
 _NOT_LM_WORDS = ("<eps>", "#0", "<s>", "</s>")
@@ -139,19 +138,11 @@ def format_lm(lang_dir, arpa_path, out_dir):
     """
     lang_dir, out_dir = Path(lang_dir), Path(out_dir)
     Lang(lang_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as build:
         shutil.copytree(lang_dir, build, dirs_exist_ok=True)
         G = arpa_to_g(arpa_path, lang_dir / "words.txt")
         _check_g(G, Lang(lang_dir), arpa_path)
         G.write(str(build / "G.fst"))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(build, out_dir)
-    finally:
-        if build.exists():
-            shutil.rmtree(build)
     return out_dir / "G.fst"
 
 

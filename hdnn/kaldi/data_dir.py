@@ -11,7 +11,7 @@ import shutil
 import unicodedata
 from pathlib import Path
 
-from hdnn.errors import HdnnError, atomic_open
+from hdnn.errors import HdnnError, atomic_dir, atomic_open
 
 # Files keyed by utterance, by speaker and by recording (those keyed by recording are
 # keyed by utterance instead when there is no segments file).
@@ -317,11 +317,7 @@ def subset_data_dir_by_speakers(data_dir, out_dir, speakers):
         segments = read_kaldi_map(src / "segments", multi=True)
         keep_reco = {segments[u][0] for u in keep_utt if u in segments}
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_dir(out) as tmp:
         _write_filtered(src / "utt2spk", tmp / "utt2spk", keep_utt)
         _write_filtered(src / "spk2utt", tmp / "spk2utt", keep_spk, missing_ok=True)
         if not (tmp / "spk2utt").exists():
@@ -335,11 +331,6 @@ def subset_data_dir_by_speakers(data_dir, out_dir, speakers):
         for name in COPIED_FILES:
             if (src / name).exists():
                 shutil.copyfile(src / name, tmp / name)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_filtered(src, dst, keep, missing_ok=False):
