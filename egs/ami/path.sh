@@ -1,0 +1,12 @@
+# Environment of the recipe: hdnn's Python steps, and real Kaldi when KALDI_ROOT holds a build.
+# (Resolved through symlinks, so a recipe dir of links to this one works too.)
+HDNN_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
+export HDNN_ROOT
+export PATH=$HDNN_ROOT/.venv/bin:$PATH
+export PYTHONUNBUFFERED=1
+export LC_ALL=C
+if [ -n "${KALDI_ROOT:-}" ] && [ -x "$KALDI_ROOT/src/bin/copy-int-vector" ]; then
+  for d in bin featbin latbin gmmbin fstbin lmbin nnetbin; do PATH=$KALDI_ROOT/src/$d:$PATH; done
+  export PATH=$KALDI_ROOT/egs/wsj/s5/utils:$PATH
+  [ -f "$KALDI_ROOT/tools/config/common_path.sh" ] && . "$KALDI_ROOT/tools/config/common_path.sh"
+fi

@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# AMI recipe for small-footprint acoustic models (Lu, Guo & Renals, ICASSP 2017):
+# GMM alignments -> DNN teacher (CE) -> highway-DNN student (CE, and KD from the teacher)
+# -> decoding -> a WER table in RESULTS.md.
+#
+# By default it runs on the embedded mini meeting corpus, generated here. With real AMI:
+#   KALDI_ROOT=/path/to/kaldi ./run.sh --corpus ami --ami-dir /path/to/amicorpus
+#
+# Stages (--stage N --stop-stage M):
+#   0 corpus + data dirs     1 features (MFCC, fbank)   2 lang + LM
+#   3 mono                   4 tri + graph + GMM decode
+#   5 teacher DNN (CE)       6 student HDNN (CE) + small DNN (CE)
+#   7 student HDNN (KD)      8 nnet decoding            9 results table
+# Seams for later stages: denominator lattices + sMBR after 7, gate-only adaptation after 8.
+#
+# --backend kaldi runs the GMM, lang, graph, decoding and scoring steps with Kaldi's own
+# steps/ and utils/ (linked from $KALDI_ROOT/egs/wsj/s5) and pipes the nnets' log-likelihoods
+# into latgen-faster-mapped; --backend py runs their mirrors in steps_py/. The nnet steps are
+# steps_py/ in both. A rerun skips the steps that completed (<dir>/.done) and resumes the others.
+
+set -euo pipefail
+cd "$(dirname "$0")"
+command_line="$0 $*"
+
+# Begin configuration section.
+stage=0
+stop_stage=100
+mic=ihm            # ihm | sdm1
+nj=2
+backend=           # kaldi | py (default: kaldi when KALDI_ROOT holds a build, else py)
+corpus=mini        # mini (generated) | ami
+ami_dir=           # AMI corpus dir, for --corpus ami
+data_root=         # mini corpus already generated elsewhere (make_mini_ami.py's <data-root>): copy it
+size=demo          # mini corpus size: ci | demo | large
+seed=0
+lm_prune=1e-7      # entropy pruning of the 3-gram (AMI's LMs are "pr1-7")
+num_leaves=2000    # tri tree
+tot_gauss=10000
+teacher=teacher-small   # model presets (steps_py/nnet_info.py --preset NAME)
+student=student-small
+small_dnn=dnn-small
+kd_lambda=0.5
+kd_temperature=2.0
+train_opts=        # extra options for every steps_py/train.py run
+nnet_systems="teacher student_ce dnn_small student_kd"   # what stage 8 decodes
+made_by=           # the command recorded in RESULTS.md (default: this run.sh command line)
+# LM weight x word insertion penalty sweeps of the scoring, for both backends (local/score.sh);
+# GMMs peak at higher LM weights than nnets (Kaldi scores 7..17 and 4..15):
+gmm_scoring_opts="--min-lmwt 10 --max-lmwt 16 --word-ins-penalty 0.0,1.0"
+nnet_scoring_opts="--min-lmwt 5 --max-lmwt 11 --word-ins-penalty 0.0,1.0"
+# --backend py: best-path search, once per point of the sweep (the wheels make no lattices).
+decode_opts="--beam 10 --max-active 2000"
+# --backend kaldi: lattice generation options (beam, max_active, lattice_beam; acwt for nnets).
+decode_config=conf/decode.conf
+decode_dnn_config=conf/decode_dnn.conf
+# End configuration section.
+__option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
+  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems gmm_scoring_opts nnet_scoring_opts decode_opts decode_config decode_dnn_config made_by"
+usage_args="(see the stage list at the top of run.sh)"
+
+. ./path.sh
+. "$HDNN_ROOT/steps_py/parse_options.sh"
+. ./cmd.sh
+
+if [ -z "$backend" ]; then
+  if [ -n "${KALDI_ROOT:-}" ] && [ -x "$KALDI_ROOT/src/bin/copy-int-vector" ]; then backend=kaldi; else backend=py; fi
+fi
+case $backend in
+  kaldi)
+    [ -n "${KALDI_ROOT:-}" ] && [ -x "$KALDI_ROOT/src/bin/copy-int-vector" ] \
+      || { echo "$0: --backend kaldi needs KALDI_ROOT pointing at a Kaldi build" >&2; exit 1; }
+    ln -sfn "$KALDI_ROOT/egs/wsj/s5/steps" steps
+    ln -sfn "$KALDI_ROOT/egs/wsj/s5/utils" utils ;;
+  py) ;;
+  *) echo "$0: unknown --backend $backend (kaldi|py)" >&2; exit 1 ;;
+esac
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
+py() { python "$HDNN_ROOT/steps_py/$1.py" "${@:2}"; }
+
+# gmm NAME ARGS: a GMM/lang/graph/decoding step, from Kaldi's steps/ and utils/ or from steps_py/.
+gmm() {
+  local name=$1; shift
+  if [ $backend = kaldi ]; then
+    case $name in
+      prepare_lang|mkgraph|format_lm|validate_data_dir) "utils/$name.sh" "$@" ;;
+      *) "steps/$name.sh" "$@" ;;
+    esac
+  else
+    py "$name" "$@"
+  fi
+}
+
+# need FILE STAGE: fail clearly when an earlier stage has not been run.
+need() { [ -e "$1" ] || { echo "$0: $1 is missing: run stage $2 first (--stage $2)" >&2; exit 1; }; }
+
+# step DIR COMMAND...: run COMMAND unless DIR/.done says it completed; mark it done after.
+step() {
+  local dir=$1; shift
+  if [ -f "$dir/.done" ]; then log "$dir is complete, skipping (remove $dir/.done to redo)"; return 0; fi
+  "$@"
+  mkdir -p "$dir"
+  echo "$*" > "$dir/.done"
+}
+
+data=data/$mic
+exp=exp/$mic
+sets="train dev eval"
+graph=$exp/tri/graph
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "Stage 0: corpus and data dirs ($corpus)"
+  if [ -n "$data_root" ]; then
+    for d in $mic local; do
+      [ -d data/$d ] && continue
+      [ -d $data_root/$d ] || { echo "$0: no $data_root/$d (--data-root takes make_mini_ami.py's <data-root>)" >&2; exit 1; }
+      mkdir -p data && rm -rf data/.$d.tmp && cp -r $data_root/$d data/.$d.tmp && mv data/.$d.tmp data/$d
+    done
+  elif [ $corpus = mini ]; then
+    python local/make_mini_ami.py --size $size --seed $seed --nj $nj corpus/mini_ami data
+  else
+    [ -n "$ami_dir" ] || { echo "$0: --corpus ami needs --ami-dir" >&2; exit 1; }
+    local/ami_data_prep.sh "$ami_dir" $mic data
+  fi
+  for s in $sets; do gmm validate_data_dir --no-feats $data/$s; done
+fi
+
+# features SET: MFCC + CMVN (GMM) in data/<mic>/SET, fbank + CMVN (nnet) in data/<mic>/SET_fbank.
+features() {
+  local s=$1
+  gmm make_mfcc --nj $nj --cmd "$train_cmd" --mfcc-config conf/mfcc.conf $data/$s $exp/make_mfcc/$s mfcc/$mic
+  gmm compute_cmvn_stats $data/$s $exp/make_mfcc/$s mfcc/$mic
+  rm -rf $data/${s}_fbank
+  mkdir -p $data/${s}_fbank
+  cp $data/$s/{wav.scp,text,utt2spk,spk2utt} $data/${s}_fbank/
+  [ -f $data/$s/segments ] && cp $data/$s/segments $data/${s}_fbank/
+  gmm make_fbank --nj $nj --cmd "$train_cmd" --fbank-config conf/fbank.conf $data/${s}_fbank $exp/make_fbank/$s fbank/$mic
+  gmm compute_cmvn_stats $data/${s}_fbank $exp/make_fbank/$s fbank/$mic
+}
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "Stage 1: MFCC (GMM) and fbank (nnet) features"
+  for s in $sets; do
+    need $data/$s/wav.scp 0
+    step $exp/make_feats/$s features $s
+  done
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "Stage 2: lang dir, 3-gram LM, G.fst (shared by both mics)"
+  need data/local/dict/lexicon.txt 0
+  step data/lang gmm prepare_lang data/local/dict "<UNK>" data/local/lang_tmp data/lang
+  step data/local/lm py train_lm --order 3 --prune-thresh $lm_prune data/local/lm_train.txt data/lang data/local/lm
+  step data/lang_test gmm format_lm data/lang data/local/lm/lm_3gram.arpa.gz data/local/dict/lexicon.txt data/lang_test
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "Stage 3: monophone GMM"
+  need $exp/make_feats/train/.done 1
+  need data/lang/.done 2
+  step $exp/mono gmm train_mono --nj $nj --cmd "$train_cmd" $data/train data/lang $exp/mono
+  step $exp/mono_ali gmm align_si --nj $nj --cmd "$train_cmd" $data/train data/lang $exp/mono $exp/mono_ali
+fi
+
+# decode_gmm SET: decode and score a set with the tri GMM.
+decode_gmm() {
+  if [ $backend = kaldi ]; then
+    steps/decode.sh --nj $nj --cmd "$decode_cmd" --config $decode_config --scoring-opts "$gmm_scoring_opts" \
+      $graph $data/$1 $exp/tri/decode_$1
+  else
+    py decode --nj $nj $decode_opts $gmm_scoring_opts $graph $data/$1 $exp/tri/decode_$1
+  fi
+}
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log "Stage 4: triphone GMM (tri), alignments, graph, decoding"
+  need $exp/mono_ali/.done 3
+  need data/lang_test/.done 2
+  step $exp/tri gmm train_deltas --cmd "$train_cmd" $num_leaves $tot_gauss $data/train data/lang $exp/mono_ali $exp/tri
+  step $exp/tri_ali gmm align_si --nj $nj --cmd "$train_cmd" $data/train data/lang $exp/tri $exp/tri_ali
+  step $graph gmm mkgraph data/lang_test $exp/tri $graph
+  for s in dev eval; do step $exp/tri/decode_$s decode_gmm $s; done
+fi
+
+# train_nnet DIR ARGS: one steps_py/train.py run on the fbank features and tri alignments.
+train_nnet() {
+  local dir=$1; shift
+  need $exp/tri_ali/.done 4
+  need $exp/make_feats/train/.done 1
+  step $dir py train --cv-fraction 0.1 --seed $seed $train_opts "$@" $data/train_fbank $exp/tri_ali $dir
+}
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  log "Stage 5: teacher DNN ($teacher), cross-entropy"
+  train_nnet $exp/teacher --model-preset $teacher
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  log "Stage 6: student HDNN ($student) and a plain DNN of its size ($small_dnn), cross-entropy"
+  train_nnet $exp/student_ce --model-preset $student
+  train_nnet $exp/dnn_small --model-preset $small_dnn
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log "Stage 7: student HDNN ($student), knowledge distillation from the teacher"
+  need $exp/teacher/.done 5
+  train_nnet $exp/student_kd --model-preset $student --teacher $exp/teacher/final.pt \
+    --kd-lambda $kd_lambda --kd-temperature $kd_temperature
+fi
+
+# decode_nnet SYSTEM SET: log-likelihoods (log-posteriors - log-priors) of an nnet, decoded
+# with the tri graph and the transition model of tri_ali, then scored.
+decode_nnet() {
+  local nnet=$exp/$1 fbank=$data/${2}_fbank dir=$exp/$1/decode_$2
+  if [ $backend = kaldi ]; then
+    local beam max_active lattice_beam acwt
+    . $decode_dnn_config
+    utils/split_data.sh $fbank $nj
+    mkdir -p $dir/log
+    echo $nj > $dir/num_jobs
+    $decode_cmd JOB=1:$nj $dir/log/decode.JOB.log set -o pipefail \; \
+      python $HDNN_ROOT/steps_py/forward.py $fbank/split$nj/JOB $nnet ark:- \| \
+      latgen-faster-mapped --beam=$beam --max-active=$max_active --lattice-beam=$lattice_beam \
+        --acoustic-scale=$acwt --allow-partial=true --word-symbol-table=$graph/words.txt \
+        $exp/tri_ali/final.mdl $graph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
+    local/score.sh --cmd "$decode_cmd" $nnet_scoring_opts $fbank $graph $dir
+  else
+    py forward --log-file $dir/log/forward.log $fbank $nnet ark,scp:$dir/loglikes.ark,$dir/loglikes.scp
+    py decode_mapped --nj $nj $decode_opts $nnet_scoring_opts $graph $fbank $exp/tri_ali scp:$dir/loglikes.scp $dir
+    rm -f $dir/loglikes.ark $dir/loglikes.scp
+  fi
+}
+
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  log "Stage 8: nnet decoding ($nnet_systems)"
+  need $graph/.done 4
+  for sys in $nnet_systems; do
+    case $sys in teacher) from=5 ;; student_ce|dnn_small) from=6 ;; *) from=7 ;; esac
+    need $exp/$sys/.done $from
+    for s in dev eval; do step $exp/$sys/decode_$s decode_nnet $sys $s; done
+  done
+fi
+
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  log "Stage 9: results"
+  py results_table --mics ihm,sdm1 --command "${made_by:-$command_line}" exp RESULTS.md
+  cat RESULTS.md
+fi
+
+log "Done (stages $stage..$stop_stage, mic $mic, backend $backend)"

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Collect the best WER of every system into RESULTS.md, with parameter counts, a plot of WER
+against parameters (wer_vs_params.png) and the nnets' training curves (training_curves.png:
+cross-validation cross-entropy and frame accuracy per epoch), beside RESULTS.md."""
+from pathlib import Path
+
+from hdnn.cli import get_parser, run_main, setup_logging
+from hdnn.errors import atomic_open
+
+USAGE = """%(prog)s [options] <exp-root> <results-md>
+ e.g.: %(prog)s --mics ihm,sdm1 exp RESULTS.md"""
+
+SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "dnn_small")
+SETS = ("dev", "eval")
+
+
+def best_wer_line(decode_dir):
+    """The `%WER ...` line of <decode>/scoring_kaldi/best_wer (ours or Kaldi's), or None."""
+    f = Path(decode_dir) / "scoring_kaldi" / "best_wer"
+    if not f.is_file():
+        return None
+    line = f.read_text().strip()
+    return line if line.startswith("%WER") else None
+
+
+def num_parameters(sys_dir):
+    """Trainable parameters of an nnet (final.pt) or of a diagonal GMM (final.mdl)."""
+    sys_dir = Path(sys_dir)
+    if (sys_dir / "final.pt").is_file():
+        from hdnn.nnet.models import load_model, num_parameters as nnet_params
+
+        return nnet_params(load_model(sys_dir / "final.pt"))
+    if (sys_dir / "final.mdl").is_file():
+        from hdnn.kaldi.gmm_model import read_gmm_model
+
+        _, am = read_gmm_model(sys_dir / "final.mdl")
+        # per Gaussian: a weight, a mean and a variance vector
+        return am.num_gauss * (2 * am.dim + 1)
+    return None
+
+
+def collect(exp_root, mics):
+    """Rows (mic, system, params, {set: %WER line}) for every system that has results."""
+    rows = []
+    for mic in mics:
+        for system in SYSTEMS:
+            sys_dir = Path(exp_root) / mic / system
+            lines = {s: best_wer_line(sys_dir / f"decode_{s}") for s in SETS}
+            if any(lines.values()):
+                rows.append((mic, system, num_parameters(sys_dir), lines))
+    return rows
+
+
+def wer_of(line):
+    return float(line.split()[1]) if line else None
+
+
+def format_table(rows):
+    out = ["| mic | system | parameters | dev %WER | eval %WER |", "|---|---|---:|---:|---:|"]
+    for mic, system, params, lines in rows:
+        cells = [f"{wer_of(lines[s]):.2f}" if lines[s] else "-" for s in SETS]
+        p = f"{params / 1e6:.2f}M" if params else "-"
+        out.append(f"| {mic} | {system} | {p} | {cells[0]} | {cells[1]} |")
+    return "\n".join(out)
+
+
+def plot_wer_vs_params(rows, png):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for mic in sorted({r[0] for r in rows}):
+        for s, marker in zip(SETS, "os"):
+            pts = [(p, wer_of(l[s]), name) for m, name, p, l in rows if m == mic and p and l[s]]
+            if not pts:
+                continue
+            ax.scatter([p for p, _, _ in pts], [w for _, w, _ in pts], marker=marker, label=f"{mic} {s}")
+            for p, w, name in pts:
+                ax.annotate(name, (p, w), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("%WER")
+    ax.set_title("WER vs model size")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_open(png, "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
+    plt.close(fig)
+
+
+def training_histories(exp_root, mics):
+    """{"mic system": per-epoch history} of every nnet system with a training checkpoint."""
+    import torch
+
+    out = {}
+    for mic in mics:
+        for system in SYSTEMS:
+            ckpt = Path(exp_root) / mic / system / "checkpoint.pt"
+            if ckpt.is_file():
+                state = torch.load(ckpt, map_location="cpu", weights_only=False)
+                out[f"{mic} {system}"] = [h for h in state.get("history", []) if "cv" in h]
+    return out
+
+
+def plot_training_curves(histories, png):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_xent, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, history in histories.items():
+        epochs = [h["epoch"] for h in history]
+        ax_xent.plot(epochs, [h["cv"].get("xent", h["cv"]["loss"]) for h in history], "o-", label=name, markersize=3)
+        ax_acc.plot(epochs, [100 * h["cv"]["accuracy"] for h in history], "o-", label=name, markersize=3)
+    ax_xent.set(xlabel="epoch", ylabel="cross-entropy per frame", title="CV cross-entropy")
+    ax_acc.set(xlabel="epoch", ylabel="frame accuracy (%)", title="CV frame accuracy")
+    for ax in (ax_xent, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_open(png, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = get_parser(__doc__, USAGE)
+    p.add_argument("--mics", default="ihm,sdm1", help="comma-separated mic conditions to collect")
+    p.add_argument("--command", default="", help="the command that made the results, recorded in the file")
+    p.add_argument("exp_root")
+    p.add_argument("results_md")
+    args = p.parse_args(argv)
+    setup_logging()
+    rows = collect(args.exp_root, args.mics.split(","))
+    png = Path(args.results_md).with_name("wer_vs_params.png")
+    parts = ["# Results", ""]
+    if args.command:
+        parts += ["Made by:", "", f"    {args.command}", ""]
+    parts += [format_table(rows), "", "Best WER per system, mic and set (Kaldi's line format):", "", "```"]
+    parts += [l for _, _, _, lines in rows for l in lines.values() if l]
+    parts += ["```", ""]
+    if rows:
+        plot_wer_vs_params(rows, png)
+        parts += [f"![WER vs parameters]({png.name})", ""]
+    histories = training_histories(args.exp_root, args.mics.split(","))
+    if histories:
+        curves = png.with_name("training_curves.png")
+        plot_training_curves(histories, curves)
+        parts += [f"![Training curves]({curves.name})", ""]
+    with atomic_open(args.results_md) as f:
+        f.write("\n".join(parts))
+
+
+if __name__ == "__main__":
+    run_main(main)

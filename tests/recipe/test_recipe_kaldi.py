@@ -1,0 +1,104 @@
+"""egs/ami/run.sh --backend kaldi on the ci corpus: the GMM stages through Kaldi's own steps/
+and utils/, and our student's log-likelihoods through the real latgen-faster-mapped."""
+import re
+
+import pytest
+
+from tests.recipe.conftest import FAST, WER_LINE, check, clone_for_decoding, make_recipe_dir, ref_words, run_recipe
+
+pytestmark = pytest.mark.kaldi
+
+# |WER(kaldi) - WER(py)| allowed for the same nnet, graph and search settings. At LM weight 10
+# both search with acoustic scale 0.1 (latgen's --acoustic-scale, the py backend's 1/LMWT) and
+# agree word for word; at the other weights Kaldi rescores lattices searched at scale 0.1 while
+# the py backend searches anew at 1/LMWT, which moves a few words (measured: 0.9-2.8 points on
+# ~215 words with the tests' two-epoch student).
+WER_TOLERANCE_SAME_SCALE = 1.0
+WER_TOLERANCE = 5.0
+
+
+@pytest.fixture(scope="module")
+def kaldi_gmm_run(kaldi, ci_corpus, tmp_path_factory):
+    """Stages 0-4 (data, features, lang + LM, mono, tri, graph, GMM decoding) with Kaldi's scripts."""
+    recipe = make_recipe_dir(tmp_path_factory.mktemp("recipe") / "kaldi")
+    return check(run_recipe(recipe, "--backend", "kaldi", "--data-root", ci_corpus, *FAST, "--stop-stage", 4,
+                            kaldi_root=kaldi))
+
+
+def best_wer(decode_dir):
+    return WER_LINE.search((decode_dir / "scoring_kaldi" / "best_wer").read_text())
+
+
+def wer_of(wer_file):
+    """The %WER of a wer_<LMWT>_<WIP> file (Kaldi's starts with the compute-wer command)."""
+    return float(re.search(r"^%WER ([\d.]+)", wer_file.read_text(), re.M)[1])
+
+
+def hypotheses(text_file):
+    """{utt: [words]} of a scoring_kaldi/penalty_<WIP>/<LMWT>.txt."""
+    return {f[0]: f[1:] for f in (line.split() for line in text_file.read_text().splitlines()) if f}
+
+
+def test_gmm_stages_run_kaldis_own_scripts(kaldi_gmm_run, kaldi):
+    recipe = kaldi_gmm_run.dir
+    for d in ("steps", "utils"):
+        assert (recipe / d).is_symlink() and (recipe / d).resolve() == (kaldi / "egs/wsj/s5" / d).resolve()
+    for command in ("utils/validate_data_dir.sh", "steps/make_mfcc.sh", "steps/make_fbank.sh",
+                    "steps/compute_cmvn_stats.sh", "utils/prepare_lang.sh", "arpa2fst", "steps/train_mono.sh",
+                    "steps/align_si.sh", "steps/train_deltas.sh", "steps/decode.sh", "steps/score_kaldi.sh"):
+        assert command in kaldi_gmm_run.output, command
+    exp = recipe / "exp" / "ihm"
+    assert "gmm-init-mono" in (exp / "mono" / "log" / "init.log").read_text()
+    assert "build-tree" in (exp / "tri" / "log" / "build_tree.log").read_text()
+    assert (recipe / "data" / "lang_test" / "tmp" / "CLG_3_1.fst").exists()  # utils/mkgraph.sh's cache
+    assert (exp / "tri" / "graph" / "HCLG.fst").stat().st_size > 0
+
+
+def test_gmm_decoding_writes_lattices_and_kaldi_and_sclite_scores(kaldi_gmm_run):
+    recipe = kaldi_gmm_run.dir
+    for dset in ("dev", "eval"):
+        dec = recipe / "exp" / "ihm" / "tri" / f"decode_{dset}"
+        assert (dec / "lat.1.gz").stat().st_size > 0 and (dec / "lat.2.gz").stat().st_size > 0
+        assert "gmm-latgen-faster" in (dec / "log" / "decode.1.log").read_text()
+        m = best_wer(dec)
+        assert m and m[7] == f"exp/ihm/tri/decode_{dset}"
+        assert int(m[3]) == ref_words(recipe / f"data/ihm/{dset}/text")
+        assert len(list(dec.glob("wer_*"))) == 3
+        # local/score.sh: sclite on the best setting counts the same errors as compute-wer
+        report = (dec / "scoring_kaldi" / "sclite" / f"best_{m[10]}_{m[11]}.sys").read_text()
+        sum_line = next(line for line in report.splitlines() if "| Sum/Avg|" in line)
+        _, wrd, _, _, _, _, err, _ = map(float, sum_line.replace("|", " ").split()[1:])
+        assert wrd == int(m[3]) and round(err * wrd / 100) == int(m[2])
+
+
+def test_latgen_faster_mapped_decodes_our_student_like_the_py_backend(kaldi, py_run, fast_dnn_conf, tmp_path):
+    """Our student's log-likelihoods piped into the real latgen-faster-mapped with our graph."""
+    recipe = clone_for_decoding(py_run.dir, tmp_path / "kaldi_nnet", "student_kd")
+    check(run_recipe(recipe, "--backend", "kaldi", *FAST, "--decode-dnn-config", fast_dnn_conf,
+                     "--stage", 8, "--stop-stage", 8, "--nnet-systems", "student_kd", kaldi_root=kaldi))
+    for dset in ("dev", "eval"):
+        dec = recipe / "exp" / "ihm" / "student_kd" / f"decode_{dset}"
+        log = (dec / "log" / "decode.1.log").read_text()
+        assert "forward.py" in log and re.search(r"latgen-faster-mapped.*Done \d+ utterances, failed for 0", log, re.S)
+        assert (dec / "lat.1.gz").stat().st_size > 0
+        py_dec = py_run.dir / "exp" / "ihm" / "student_kd" / f"decode_{dset}"
+        kaldi_wer, py_wer = best_wer(dec), best_wer(py_dec)
+        print(f"student_kd {dset}: kaldi {kaldi_wer[0]}\n  py    {py_wer[0]}")
+        assert kaldi_wer[3] == py_wer[3]
+        assert abs(float(kaldi_wer[1]) - float(py_wer[1])) <= WER_TOLERANCE
+        same_scale = [wer_of(d / "wer_10_0.0") for d in (dec, py_dec)]
+        assert abs(same_scale[0] - same_scale[1]) <= WER_TOLERANCE_SAME_SCALE
+        kaldi_hyps, py_hyps = (hypotheses(d / "scoring_kaldi" / "penalty_0.0" / "10.txt") for d in (dec, py_dec))
+        agree = sum(kaldi_hyps[u] == py_hyps.get(u) for u in kaldi_hyps) / len(kaldi_hyps)
+        print(f"  same hypothesis at LM weight 10 for {100 * agree:.0f}% of the utterances")
+        assert agree >= 0.9
+
+
+def test_a_failing_kaldi_job_fails_the_stage(kaldi, py_run, fast_dnn_conf, tmp_path):
+    recipe = clone_for_decoding(py_run.dir, tmp_path / "bad", "student_ce", ali="mono_ali")
+    run = run_recipe(recipe, "--backend", "kaldi", *FAST, "--decode-dnn-config", fast_dnn_conf,
+                     "--stage", 8, "--nnet-systems", "student_ce", kaldi_root=kaldi)
+    assert run.returncode != 0
+    assert re.search(r"run\.pl: \d+ / 2 failed, log is in exp/ihm/student_ce/decode_dev/log/decode\.\*\.log",
+                     run.output), run.tail()
+    assert "Stage 9" not in run.output

@@ -1,0 +1,147 @@
+"""egs/ami/run.sh --backend py end to end on the ci corpus: the results table, the step logs,
+reruns that skip complete steps, resumption, and clear failures."""
+import hashlib
+import re
+
+from tests.recipe.conftest import FAST, WER_LINE, clone_for_decoding, make_recipe_dir, ref_words, run_recipe
+
+SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "dnn_small")
+NNETS = SYSTEMS[1:]
+SETS = ("dev", "eval")
+
+
+def results_lines(recipe_dir):
+    """{(system, set): regex match} of RESULTS.md's %WER lines."""
+    out = {}
+    for line in (recipe_dir / "RESULTS.md").read_text().splitlines():
+        if line.startswith("%WER"):
+            m = WER_LINE.fullmatch(line)
+            assert m, f"not in Kaldi's format: {line}"
+            out[(m.group(8), m.group(9))] = m
+    return out
+
+
+def test_results_md_has_the_best_wer_of_every_system_and_set(py_run):
+    lines = results_lines(py_run.dir)
+    assert set(lines) == {(s, t) for s in SYSTEMS for t in SETS}
+    for (system, dset), m in lines.items():
+        wer, errors, words, ins, dels, subs = float(m[1]), *map(int, m.groups()[1:6])
+        assert errors == ins + dels + subs
+        assert words == ref_words(py_run.dir / f"data/ihm/{dset}/text")
+        assert abs(wer - 100.0 * errors / words) < 0.006
+        # the best of the 3-point sweep (LMWT 9..11, penalty 0.0) scored into the decode dir
+        assert 9 <= int(m[10]) <= 11 and m[11] == "0.0"
+        sweep = {p.name: float(p.read_text().split()[1]) for p in (py_run.dir / m[7]).glob("wer_*")}
+        assert sorted(sweep) == ["wer_10_0.0", "wer_11_0.0", "wer_9_0.0"]
+        assert wer == min(sweep.values())
+
+
+def test_results_md_counts_parameters_and_records_the_command(py_run):
+    text = (py_run.dir / "RESULTS.md").read_text()
+    assert "run.sh --backend py --data-root" in text
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ihm |")]
+    rows = {c[1]: c for c in cells}  # mic, system, parameters, dev, eval
+    assert set(rows) == set(SYSTEMS)
+    params = {s: float(rows[s][2].rstrip("M")) * 1e6 for s in SYSTEMS}
+    assert params["student_ce"] == params["student_kd"] < 0.8e6 < params["teacher"]
+    assert params["dnn_small"] < 0.8e6
+    for png in ("wer_vs_params.png", "training_curves.png"):
+        assert f"]({png})" in text and (py_run.dir / png).stat().st_size > 1000
+
+
+def test_every_step_logs_to_its_exp_dir(py_run):
+    exp = py_run.dir / "exp" / "ihm"
+    for d, log in [("mono", "train_mono.log"), ("mono_ali", "align_si.log"), ("tri", "train_deltas.log"),
+                   ("tri_ali", "align_si.log")] + [(n, "train.log") for n in NNETS]:
+        assert (exp / d / "log" / log).stat().st_size > 0, f"{d}/log/{log}"
+    for n in NNETS:
+        assert "finished after epoch 2" in (exp / n / "log" / "train.log").read_text()
+        assert (exp / n / "curves.png").exists()
+    for s in SYSTEMS:
+        for t in SETS:
+            dec = exp / s / f"decode_{t}"
+            assert {p.name for p in (dec / "log").glob("decode.*.log")} >= {"decode.1.log", "decode.2.log"}
+            assert (dec / "num_jobs").read_text().strip() == "2"
+            assert not list(dec.glob("loglikes*")), "the py backend removes its log-likelihoods"
+
+
+def test_sclite_reports_agree_with_best_wer(py_run):
+    exp = py_run.dir / "exp" / "ihm"
+    for s in ("tri", "student_kd"):
+        for t in SETS:
+            scoring = exp / s / f"decode_{t}" / "scoring_kaldi"
+            m = WER_LINE.search((scoring / "best_wer").read_text())
+            sys_file = scoring / "sclite" / f"best_{m[10]}_{m[11]}.sys"
+            report = sys_file.read_text()
+            speakers = [line.split()[0] for line in (py_run.dir / f"data/ihm/{t}/spk2utt").read_text().splitlines()]
+            assert all(f"| {spk.lower()} |" in report for spk in speakers), sys_file  # per speaker
+            sum_line = next(line for line in report.splitlines() if "| Sum/Avg|" in line)
+            snt, wrd, corr, sub, dele, ins, err, serr = map(float, sum_line.replace("|", " ").split()[1:])
+            assert wrd == int(m[3]) and round(err * wrd / 100) == int(m[2])
+
+
+def snapshot(recipe_dir):
+    """{path: (mtime, md5)} of every file the recipe wrote, but the results it rewrites."""
+    out = {}
+    for top in ("data", "exp", "mfcc", "fbank"):
+        for p in sorted((recipe_dir / top).rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                out[str(p.relative_to(recipe_dir))] = (p.stat().st_mtime_ns, hashlib.md5(p.read_bytes()).hexdigest())
+    return out
+
+
+def test_rerun_skips_complete_steps_and_changes_nothing(py_run, py_args):
+    before = snapshot(py_run.dir)
+    results = (py_run.dir / "RESULTS.md").read_text()
+    rerun = run_recipe(py_run.dir, *py_args)
+    assert rerun.returncode == 0, rerun.tail()
+    print(f"first run {py_run.seconds:.1f} s, rerun {rerun.seconds:.1f} s")
+    skipped = re.findall(r"(\S+) is complete, skipping", rerun.output)
+    steps = {str(p.parent.relative_to(py_run.dir)) for p in py_run.dir.rglob(".done")}
+    assert sorted(skipped) == sorted(steps)
+    assert len(steps) == 3 + 3 + 2 + 5 + 4 + 8  # features, lang+LM, mono, tri+graph+decodes, nnets, decodes
+    assert snapshot(py_run.dir) == before
+    assert (py_run.dir / "RESULTS.md").read_text() == results
+
+
+def test_interrupted_decoding_resumes_the_unfinished_job(py_run, py_args):
+    dec = py_run.dir / "exp" / "ihm" / "student_kd" / "decode_dev"
+    best = (dec / "scoring_kaldi" / "best_wer").read_text()
+    job1 = {p: p.stat().st_mtime_ns for p in (dec / "tra").glob("*.1.tra")}
+    # as a run killed while job 2 was decoding leaves it
+    for p in [dec / ".done", dec / "tra" / ".done.2", *(dec / "tra").glob("*.2.tra"), *dec.glob("wer_*")]:
+        p.unlink()
+    rerun = run_recipe(py_run.dir, *py_args, "--stage", 8, "--stop-stage", 8, "--nnet-systems", "student_kd")
+    assert rerun.returncode == 0, rerun.tail()
+    assert "student_kd/decode_eval is complete, skipping" in rerun.output
+    assert {p: p.stat().st_mtime_ns for p in (dec / "tra").glob("*.1.tra")} == job1
+    assert len(list((dec / "tra").glob("*.2.tra"))) == 3
+    assert (dec / "scoring_kaldi" / "best_wer").read_text() == best
+
+
+def test_missing_input_names_the_stage_to_run_first(tmp_path):
+    recipe = make_recipe_dir(tmp_path / "empty")
+    for stage, first in [(1, 0), (3, 1), (4, 3), (5, 4), (8, 4)]:
+        run = run_recipe(recipe, "--backend", "py", "--stage", stage)
+        assert run.returncode != 0
+        assert f"run stage {first} first (--stage {first})" in run.tail(3), run.tail()
+
+
+def test_a_failing_job_fails_the_stage_and_names_its_log(py_run, tmp_path):
+    # the mono alignments' model in place of tri_ali: its pdfs do not match the nnet's outputs
+    recipe = clone_for_decoding(py_run.dir, tmp_path / "bad", "student_ce", ali="mono_ali")
+    run = run_recipe(recipe, "--backend", "py", *FAST, "--stage", 8, "--nnet-systems", "student_ce")
+    assert run.returncode != 0
+    assert re.search(r"columns, the model has \d+ pdfs \(log: exp/ihm/student_ce/decode_dev/log/decode\.\d\.log\)",
+                     run.output), run.tail()
+    dec = recipe / "exp" / "ihm" / "student_ce" / "decode_dev"
+    assert not (dec / ".done").exists() and not (dec / "scoring_kaldi" / "best_wer").exists()
+    assert "Stage 9" not in run.output
+
+
+def test_unknown_options_are_refused(tmp_path):
+    recipe = make_recipe_dir(tmp_path / "opts")
+    for args, message in [(["--stgae", "3"], "unknown option --stgae"), (["--data", "x"], "unknown option --data"),
+                          (["--backend", "kaldo"], "unknown --backend kaldo")]:
+        run = run_recipe(recipe, *args)
+        assert run.returncode != 0 and message in run.output, run.tail()
