@@ -123,9 +123,10 @@ def align_utterances(ktm, kam, graphs, feats, beam=10.0, retry_beam=40.0, carefu
 # ---------------------------------------------------------------- alignment archives
 
 def write_alignments(path, items):
-    """Write (utt, transition-ids) pairs as a gzipped Kaldi binary archive (ali.JOB.gz), atomically."""
-    with atomic_path(path) as tmp:
-        with gzip.open(tmp, "wb", compresslevel=6) as f:
+    """Write (utt, transition-ids) pairs as a gzipped Kaldi binary archive (ali.JOB.gz), atomically
+    and byte-identically for the same alignments (no time stamp or name in the gzip header)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as f:
             for utt, ali in items:
                 a = np.asarray(ali, dtype="<i4")
                 pairs = np.empty(len(a), dtype=[("size", "u1"), ("value", "<i4")])

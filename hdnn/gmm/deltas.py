@@ -7,7 +7,8 @@ from pathlib import Path
 
 from hdnn.errors import HdnnError
 from hdnn.gmm.align import num_jobs, read_ali_dir, write_alignments
-from hdnn.gmm.model import GmmSystem, am_from_khg, khg_am
+from hdnn.gmm.mixup import mix_up
+from hdnn.gmm.model import GmmSystem
 from hdnn.gmm.mono import read_int_lines
 from hdnn.gmm.train import TrainingData, Trainer, resume_point, run_em, write_num_jobs
 from hdnn.gmm.tree_build import (TreeBuilder, acc_tree_stats, cluster_phones, convert_alignment,
@@ -94,10 +95,7 @@ def init_triphones(data, ali_dir, out, num_leaves, cfg):
         raise HdnnError(f"{ali_dir}: no alignments in ali.*.gz")
     tree, stats, topo = build_tree(data, data.lang, ali_system, old_alis, num_leaves, cfg)
     system, occs = init_model(tree, topo, stats)
-    kam = khg_am(system.am)  # gmm-mixup, with its default power 1
-    kam.split_by_count(state_occs=occs.astype("float32"), target_components=num_leaves, perturb_factor=0.01,
-                       power=1.0, min_count=20.0)
-    system = system.replaced(am=am_from_khg(kam))
+    system = system.replaced(am=mix_up(system.am, occs, num_leaves, power=1.0))  # gmm-mixup
     cache, alignments = {}, {}
     for u, ali in old_alis.items():
         alignments[u] = convert_alignment(ali_system.tm, system.tm, tree, ali, cache)

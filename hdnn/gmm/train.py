@@ -19,6 +19,7 @@ from hdnn.gmm.align import GraphCompiler, align_utterances, boost_silence, write
 from hdnn.gmm.features import iter_cmvn_deltas, split_list
 from hdnn.gmm.lang import Lang
 from hdnn.gmm.model import GmmSystem, am_from_khg, khg_am, khg_log_probs, khg_transition_model
+from hdnn.gmm.mixup import mix_up
 from hdnn.gmm.wheels import khg
 from hdnn.kaldi.binary import read_kaldi_matrix
 from hdnn.kaldi.data_dir import DataDir
@@ -204,8 +205,9 @@ def _khg_accumulator(kam, stats, am):
 
 
 def estimate(system, stats, mixup=0, power=0.25, min_gaussian_occupancy=10.0, perturb_factor=0.01,
-             min_count=20.0):
-    """gmm-est: update transitions and Gaussians from `stats`, then mix up to `mixup` Gaussians.
+             min_count=20.0, seed=0):
+    """gmm-est: update transitions and Gaussians from `stats`, then mix up to `mixup` Gaussians
+    (the perturbations drawn from `seed`, so a run is repeatable).
 
     Returns (new GmmSystem, pdf occupancies, a one-line summary).
     """
@@ -220,11 +222,11 @@ def estimate(system, stats, mixup=0, power=0.25, min_gaussian_occupancy=10.0, pe
                                                  flags=khg.str_to_gmm_flags("mvw"), am_gmm=kam)
     offsets = np.concatenate([[0], np.cumsum([g.num_gauss for g in system.am.pdfs])])
     occs = np.add.reduceat(stats.occ, offsets[:-1])
+    am = am_from_khg(kam)
     if mixup:
-        kam.split_by_count(state_occs=occs.astype(np.float32), target_components=int(mixup),
-                           perturb_factor=perturb_factor, power=power, min_count=min_count)
+        am = mix_up(am, occs, int(mixup), perturb_factor, power, min_count, seed)
     tm = TransitionModel(system.tm.topo, system.tm.tuples, khg_log_probs(ktm))
-    new = system.replaced(tm=tm, am=am_from_khg(kam))
+    new = system.replaced(tm=tm, am=am)
     summary = (f"transition impr {t_impr / max(t_count, 1):.4f}/frame, GMM impr {g_impr / max(g_count, 1):.4f}/frame "
                f"over {g_count:.0f} frames; avg like {stats.loglike / max(stats.frames, 1):.3f}; "
                f"{new.am.num_pdfs} pdfs, {new.am.num_gauss} Gaussians")

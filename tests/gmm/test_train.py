@@ -219,3 +219,39 @@ def test_we_read_kaldi_trained_models(kaldi, espeak_corpus, tmp_path):
     res = align_si(espeak_corpus.data, espeak_corpus.lang, tmp_path / "tri1", tmp_path / "tri1_ali", nj=2)
     assert not res.failed and len(res.alignments) == 120
     assert os.path.exists(tmp_path / "tri1_ali" / "ali.2.gz")
+
+
+def test_train_mono_is_repeatable_in_one_process(espeak_corpus, tmp_path):
+    """Mixing-up draws from C rand(); two runs in one process (whose rand() state has moved on)
+    must still write the same model, byte for byte."""
+    from hdnn.gmm.mono import MonoConfig, train_mono
+
+    cfg = MonoConfig(num_iters=5, max_iter_inc=4, totgauss=300, realign_iters=(1, 2, 3, 4))
+    for name in ("a", "b"):
+        train_mono(espeak_corpus.data, espeak_corpus.lang, tmp_path / name, nj=1, config=cfg, progress=False)
+    for name in ("final.mdl", "ali.1.gz"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_mix_up_follows_kaldis_split_by_count():
+    from hdnn.gmm.mixup import mix_up, split_targets
+    from hdnn.kaldi.gmm_model import AmDiagGmm, DiagGmm
+
+    occs = np.array([1000.0, 250.0, 45.0, 0.0])
+    # min-count 20 caps each pdf below occ / 20 Gaussians, whatever the target
+    assert split_targets(occs, 100, power=1.0, min_count=20.0).tolist() == [49, 12, 2, 1]
+    targets = split_targets(occs, 12, power=1.0, min_count=20.0)
+    assert targets.sum() == 12 and targets[0] > targets[1] > 1 and targets[3] == 1
+    rng = np.random.default_rng(0)
+    pdfs = [DiagGmm.from_means_vars([1.0], rng.normal(size=(1, 3)), rng.uniform(0.5, 2, size=(1, 3)))
+            for _ in occs]
+    am = mix_up(AmDiagGmm(pdfs), occs, 12, power=1.0)
+    assert [g.num_gauss for g in am.pdfs] == targets.tolist()
+    big = am.pdfs[0]
+    assert np.isclose(big.weights.sum(), 1.0)
+    assert np.allclose(big.inv_vars, pdfs[0].inv_vars)  # split Gaussians keep their variances
+    means = big.means_invvars / big.inv_vars
+    assert np.allclose(big.weights @ means, pdfs[0].means_invvars / pdfs[0].inv_vars, atol=1e-6)
+    assert len(np.unique(means.round(6), axis=0)) == big.num_gauss  # every copy perturbed apart
+    again = mix_up(AmDiagGmm(pdfs), occs, 12, power=1.0)
+    assert all(np.array_equal(a.means_invvars, b.means_invvars) for a, b in zip(am.pdfs, again.pdfs))
