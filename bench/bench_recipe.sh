@@ -5,7 +5,7 @@
 # of its dev decoding (budget: >= 50x).
 #
 # Usage: bench/bench_recipe.sh [--size ci|demo] [--backend py|kaldi] [--mic ihm|sdm1] [--work DIR]
-#                              [--decode-opts "..."] [--speed-only true] [-- <more run.sh options>]
+#                              [--nnet-decode-opts "..."] [--speed-only true] [-- <more run.sh options>]
 #   The recipe runs in DIR (default bench/out/<size>-<backend>), a recipe dir linked to egs/ami;
 #   a rerun resumes it (complete steps are skipped, so remove DIR to time a fresh run).
 #   --speed-only true: only the decoding speed, of the recipe dir DIR as it is (left unchanged).
@@ -16,11 +16,11 @@ size=ci
 backend=py
 mic=ihm
 work=
-decode_opts="--beam 10 --max-active 2000"   # as run.sh's default
+nnet_decode_opts="--beam 8 --max-active 2000"   # as run.sh's default
 speed_only=false
 while [ $# -gt 0 ]; do
   case $1 in
-    --size|--backend|--mic|--work|--decode-opts|--speed-only) v=${1#--}; printf -v "${v//-/_}" '%s' "$2"; shift 2 ;;
+    --size|--backend|--mic|--work|--nnet-decode-opts|--speed-only) v=${1#--}; printf -v "${v//-/_}" '%s' "$2"; shift 2 ;;
     --) shift; break ;;
     -h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "$0: unknown option $1 (see --help)" >&2; exit 1 ;;
@@ -36,7 +36,7 @@ if [ $speed_only = false ]; then
   cd "$work"
   log=bench.$(date +%Y%m%d-%H%M%S).log
   echo "$0: running the recipe in $work (log: $work/$log)"
-  ./run.sh --size $size --backend $backend --mic $mic --decode-opts "$decode_opts" "$@" > $log 2>&1 \
+  ./run.sh --size $size --backend $backend --mic $mic --nnet-decode-opts "$nnet_decode_opts" "$@" > $log 2>&1 \
     || { echo "$0: run.sh failed, see $work/$log" >&2; tail -5 $log >&2; exit 1; }
 
   echo
@@ -74,11 +74,11 @@ set_torch_threads()
 t = time.time()
 forward_dir('data/$mic/dev_fbank', '$sys', 'ark,scp:$tmp/ll.ark,$tmp/ll.scp')
 print(time.time() - t)" 2> $tmp/forward.log)
-$one_core $py $root/steps_py/decode_mapped.py --nj 1 $decode_opts --min-lmwt $lmwt --max-lmwt $lmwt \
+$one_core $py $root/steps_py/decode_mapped.py --nj 1 $nnet_decode_opts --min-lmwt $lmwt --max-lmwt $lmwt \
   --word-ins-penalty $wip --skip-scoring true --progress false \
   exp/$mic/tri/graph data/$mic/dev_fbank exp/$mic/tri_ali scp:$tmp/ll.scp $tmp/decode 2> $tmp/decode.log
 t1=$(date +%s.%N)
-awk -v fwd=$fwd -v wall=$(echo "$t1 - $t0" | bc) -v point="LMWT $lmwt, WIP $wip, $decode_opts" '
+awk -v fwd=$fwd -v wall=$(echo "$t1 - $t0" | bc) -v point="LMWT $lmwt, WIP $wip, $nnet_decode_opts" '
   $1 == "frames" { audio = $2 / 100 } $1 == "seconds" { search = $2 }
   END { printf "\nstudent_kd decoding of dev on one core (%s): %.1f s of audio\n", point, audio
         printf "  forward %.1f s + graph search %.1f s: %.0fx faster than real time (budget: >= 50x)\n",

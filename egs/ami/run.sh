@@ -34,8 +34,9 @@ data_root=         # mini corpus already generated elsewhere (make_mini_ami.py's
 size=demo          # mini corpus size: ci | demo | large
 seed=0
 lm_prune=1e-7      # entropy pruning of the 3-gram (AMI's LMs are "pr1-7")
-num_leaves=2000    # tri tree
-tot_gauss=10000
+num_leaves=        # tri tree leaves and Gaussians; default 2000 and 4000 on the mini corpus
+tot_gauss=         # (demo: ~65 frames per Gaussian; IHM dev %WER 34, 44 with 10000), 5000 and
+                   # 80000 on AMI (as Kaldi's egs/ami/s5b tri2)
 teacher=teacher-small   # model presets (steps_py/nnet_info.py --preset NAME)
 student=student-small
 small_dnn=dnn-small
@@ -44,23 +45,28 @@ kd_temperature=2.0
 train_opts=        # extra options for every steps_py/train.py run
 nnet_systems="teacher student_ce dnn_small student_kd"   # what stage 8 decodes
 made_by=           # the command recorded in RESULTS.md (default: this run.sh command line)
-# LM weight x word insertion penalty sweeps of the scoring, for both backends (local/score.sh);
-# GMMs peak at higher LM weights than nnets (Kaldi scores 7..17 and 4..15):
-gmm_scoring_opts="--min-lmwt 10 --max-lmwt 16 --word-ins-penalty 0.0,1.0"
-nnet_scoring_opts="--min-lmwt 5 --max-lmwt 11 --word-ins-penalty 0.0,1.0"
-# --backend py: best-path search, once per point of the sweep (the wheels make no lattices).
-decode_opts="--beam 10 --max-active 2000"
+# LM weight x word insertion penalty sweeps of the scoring, for both backends (local/score.sh).
+# On the mini corpus the nnets peak at LM weight 6-12, the GMM at 14-16 (SDM) or near 30 (IHM);
+# a penalty of 0.5 or 1.0 moved the best WER by 0-2 words, not worth a second set of searches:
+gmm_scoring_opts="--min-lmwt 12 --max-lmwt 32 --word-ins-penalty 0.0"
+nnet_scoring_opts="--min-lmwt 5 --max-lmwt 13 --word-ins-penalty 0.0"
+# --backend py: best-path search, once per point of the sweep (the wheels make no lattices);
+# the nnets' flatter scores keep more tokens alive, hence their narrower beam.
+gmm_decode_opts="--beam 10 --max-active 2000"
+nnet_decode_opts="--beam 8 --max-active 2000"
 # --backend kaldi: lattice generation options (beam, max_active, lattice_beam; acwt for nnets).
 decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems gmm_scoring_opts nnet_scoring_opts decode_opts decode_config decode_dnn_config made_by"
+  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts decode_config decode_dnn_config made_by"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
 . "$HDNN_ROOT/steps_py/parse_options.sh"
 . ./cmd.sh
+
+if [ $corpus = ami ]; then : ${num_leaves:=5000} ${tot_gauss:=80000}; else : ${num_leaves:=2000} ${tot_gauss:=4000}; fi
 
 if [ -z "$backend" ]; then
   if [ -n "${KALDI_ROOT:-}" ] && [ -x "$KALDI_ROOT/src/bin/copy-int-vector" ]; then backend=kaldi; else backend=py; fi
@@ -168,7 +174,7 @@ decode_gmm() {
     steps/decode.sh --nj $nj --cmd "$decode_cmd" --config $decode_config --scoring-opts "$gmm_scoring_opts" \
       $graph $data/$1 $exp/tri/decode_$1
   else
-    py decode --nj $nj $decode_opts $gmm_scoring_opts $graph $data/$1 $exp/tri/decode_$1
+    py decode --nj $nj $gmm_decode_opts $gmm_scoring_opts $graph $data/$1 $exp/tri/decode_$1
   fi
 }
 
@@ -226,7 +232,7 @@ decode_nnet() {
     local/score.sh --cmd "$decode_cmd" $nnet_scoring_opts $fbank $graph $dir
   else
     py forward --log-file $dir/log/forward.log $fbank $nnet ark,scp:$dir/loglikes.ark,$dir/loglikes.scp
-    py decode_mapped --nj $nj $decode_opts $nnet_scoring_opts $graph $fbank $exp/tri_ali scp:$dir/loglikes.scp $dir
+    py decode_mapped --nj $nj $nnet_decode_opts $nnet_scoring_opts $graph $fbank $exp/tri_ali scp:$dir/loglikes.scp $dir
     rm -f $dir/loglikes.ark $dir/loglikes.scp
   fi
 }

@@ -25,16 +25,24 @@ def soft_cross_entropy(logits, posteriors, temperature=1.0):
     return -(posteriors * log_q).sum(1).mean()
 
 
+def entropy(posteriors):
+    """Mean over frames of -sum_k p_k log p_k, for dense or sparse posteriors."""
+    weights = posteriors[1] if isinstance(posteriors, (tuple, list)) else posteriors
+    return -torch.special.xlogy(weights, weights).sum(1).mean()
+
+
 def kd_loss(student_logits, targets, teacher_logits=None, teacher_posteriors=None, lam=0.5, temperature=1.0):
     """Knowledge-distillation loss, interpolating hard and soft targets:
 
         (1 - lam) * CE(targets, softmax(z_s))
-          + lam * tau^2 * CE(softmax(z_t / tau), softmax(z_s / tau))
+          + lam * tau^2 * KL(softmax(z_t / tau) || softmax(z_s / tau))
 
     The soft term's gradient with respect to z_s is (q_s - p_t) / tau, and near equilibrium
     it shrinks as 1 / tau^2; multiplying by tau^2 keeps the soft-target gradients on the scale
     of the hard-target ones whatever the temperature (Hinton et al., 2015), so ``lam`` means
-    the same thing at every tau.
+    the same thing at every tau. KL is the soft cross-entropy less the teacher's entropy: the
+    same gradients, but no constant floor in the value, so that newbob's relative CV
+    improvements mean for a KD student what they mean for a CE one.
 
     Soft targets come either from ``teacher_logits`` (teacher run on the same frames) or from
     precomputed ``teacher_posteriors`` (dense (N, P) or sparse (ids, weights), see
@@ -46,7 +54,8 @@ def kd_loss(student_logits, targets, teacher_logits=None, teacher_posteriors=Non
     if teacher_posteriors is None:
         with torch.no_grad():
             teacher_posteriors = F.softmax(teacher_logits.float() / temperature, dim=-1)
-    soft = soft_cross_entropy(student_logits, teacher_posteriors, temperature) * temperature ** 2
+    soft = (soft_cross_entropy(student_logits, teacher_posteriors, temperature)
+            - entropy(teacher_posteriors)) * temperature ** 2
     if lam >= 1.0:
         return soft
     return (1 - lam) * cross_entropy(student_logits, targets) + lam * soft

@@ -131,6 +131,8 @@ def test_train_mono_resumes_after_interruption(espeak_corpus, tmp_path, monkeypa
     assert system.am.num_gauss > system.am.num_pdfs
     again = train_mono(espeak_corpus.data, espeak_corpus.lang, tmp_path / "mono", nj=1, config=cfg, progress=False)
     assert again.am.num_gauss == system.am.num_gauss and "already trained" in caplog.text
+    train_mono(espeak_corpus.data, espeak_corpus.lang, tmp_path / "straight", nj=1, config=cfg, progress=False)
+    assert (tmp_path / "straight" / "final.mdl").read_bytes() == (tmp_path / "mono" / "final.mdl").read_bytes()
 
 
 def test_bad_inputs_give_one_line_errors(espeak_corpus, espeak_mono, tmp_path):

@@ -92,7 +92,9 @@ def test_kd_loss_by_hand():
     hard = sum(-math.log(softmax(zs[i].tolist(), 1)[y[i]]) for i in range(2)) / 2
     soft = sum(-sum(p * math.log(q) for p, q in zip(softmax(zt[i].tolist(), tau), softmax(zs[i].tolist(), tau)))
                for i in range(2)) / 2
-    expected = (1 - lam) * hard + lam * tau ** 2 * soft
+    kl = sum(sum(p * math.log(p / q) for p, q in zip(softmax(zt[i].tolist(), tau), softmax(zs[i].tolist(), tau)))
+             for i in range(2)) / 2
+    expected = (1 - lam) * hard + lam * tau ** 2 * kl
     assert kd_loss(zs, y, teacher_logits=zt, lam=lam, temperature=tau).item() == pytest.approx(expected, rel=1e-6)
 
     # stored sparse posteriors (ids, weights) padded with weight 0 give the same as dense ones
@@ -103,5 +105,7 @@ def test_kd_loss_by_hand():
     sparse = kd_loss(zs, y, teacher_posteriors=(ids, weights), lam=lam, temperature=tau)
     assert sparse.item() == pytest.approx(expected, rel=1e-6)
     assert soft_cross_entropy(zs, p, tau).item() == pytest.approx(soft, rel=1e-6)
+    # a student that matches its teacher has nothing left to learn from it
+    assert kd_loss(zt, None, teacher_logits=zt, lam=1.0, temperature=tau).item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError):
         kd_loss(zs, y, lam=lam)

@@ -17,7 +17,8 @@ RECIPE = ROOT / "egs" / "ami"
 # nnet, a narrow beam and a 3-point LM-weight sweep.
 SWEEP = "--min-lmwt 9 --max-lmwt 11 --word-ins-penalty 0.0"
 FAST = ["--lm-prune", "1e-5", "--num-leaves", "500", "--tot-gauss", "2000",
-        "--train-opts", "--max-iters 2", "--decode-opts", "--beam 8 --max-active 1000",
+        "--train-opts", "--max-iters 2", "--gmm-decode-opts", "--beam 8 --max-active 1000",
+        "--nnet-decode-opts", "--beam 8 --max-active 1000",
         "--gmm-scoring-opts", SWEEP, "--nnet-scoring-opts", SWEEP]
 # The same search for latgen-faster-mapped (--backend kaldi), for comparable WERs.
 FAST_DNN_CONF = "beam=8.0\nmax_active=1000\nlattice_beam=6.0\nacwt=0.1\n"
