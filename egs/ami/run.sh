@@ -46,7 +46,7 @@ train_opts=        # extra options for every steps_py/train.py run
 nnet_systems="teacher student_ce dnn_small student_kd"   # what stage 8 decodes
 made_by=           # the command recorded in RESULTS.md (default: this run.sh command line)
 # LM weight x word insertion penalty sweeps of the scoring, for both backends (local/score.sh).
-# On the mini corpus the nnets peak at LM weight 6-12, the GMM at 14-16 (SDM) or near 30 (IHM);
+# On the mini corpus the nnets peak at LM weight 6-13, the GMM at 13-18 (SDM) or 24-30 (IHM);
 # a penalty of 0.5 gained the nnets at most 4 words of 1190, 1.0 never helped the GMM: not worth
 # a second set of searches:
 gmm_scoring_opts="--min-lmwt 12 --max-lmwt 32 --word-ins-penalty 0.0"
