@@ -6,11 +6,10 @@ Layers (dependencies point downwards only):
   hdnn.gmm    Kaldi-free GMM-HMM front half on the Kaldi pip wheels (never imports torch)
 """
 
-import os
+from hdnn import numerics as _numerics
 
-# Small matrix products run tens of times slower with several BLAS threads on few cores;
-# hdnn parallelises across processes instead. A user's explicit setting wins.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# Before numpy or torch loads: one thread and fixed instruction-set code paths per process,
+# so that results are the same bytes on every machine (hdnn/numerics.py says why).
+_numerics.apply()
 
 __version__ = "0.1.0"

@@ -158,6 +158,23 @@ def score(data_dir, lang_dir, decode_dir, sweep=None):
     penalty_<WIP>/<LMWT>.txt, sclite/}. Utterances missing from a hypothesis file score as
     all deletions and are counted.
     """
+    decode_dir = Path(decode_dir)
+    results = score_points(data_dir, lang_dir, decode_dir, sweep)
+    scoring = decode_dir / "scoring_kaldi"
+    best_key = min(results, key=lambda k: (results[k].wer, float(k[1]), k[0]))
+    best = results[best_key]
+    name = f"{best_key[0]}_{best_key[1]}"
+    run_sclite(scoring / "test_filt.trn", scoring / f"penalty_{best_key[1]}" / f"{best_key[0]}.trn",
+               scoring / "sclite", f"best_{name}", reports=("sum", "rsum", "pralign", "dtl"))
+    with atomic_open(scoring / "best_wer") as f:
+        f.write(best.kaldi_line(str(decode_dir / f"wer_{name}")) + "\n")
+    log.info("%s", best.kaldi_line(str(decode_dir / f"wer_{name}")))
+    return best, best_key
+
+
+def score_points(data_dir, lang_dir, decode_dir, sweep=None):
+    """{(lmwt, wip): WerResult} of each setting of `sweep` (default: all decoded); writes
+    <decode>/wer_<LMWT>_<WIP> and the scoring_kaldi/ files of each, but not best_wer."""
     data_dir, decode_dir = Path(data_dir), Path(decode_dir)
     from hdnn.kaldi.data_dir import read_kaldi_map
 
@@ -197,12 +214,4 @@ def score(data_dir, lang_dir, decode_dir, sweep=None):
             f.write(f"Scored {len(text)} sentences, {len(missing)} not present in hyp.\n")
         if missing:
             log.warning("%s: %d utterances missing (scored as deletions), e.g. %s", tra, len(missing), missing[0])
-    best_key = min(results, key=lambda k: (results[k].wer, float(k[1]), k[0]))
-    best = results[best_key]
-    name = f"{best_key[0]}_{best_key[1]}"
-    run_sclite(ref_trn, scoring / f"penalty_{best_key[1]}" / f"{best_key[0]}.trn", sclite_dir,
-               f"best_{name}", reports=("sum", "rsum", "pralign", "dtl"))
-    with atomic_open(scoring / "best_wer") as f:
-        f.write(best.kaldi_line(str(decode_dir / f"wer_{name}")) + "\n")
-    log.info("%s", best.kaldi_line(str(decode_dir / f"wer_{name}")))
-    return best, best_key
+    return results

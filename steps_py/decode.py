@@ -24,6 +24,9 @@ def add_decode_options(p):
     p.add_argument("--min-lmwt", type=int, default=7, help="smallest LM weight of the sweep")
     p.add_argument("--max-lmwt", type=int, default=17, help="largest LM weight of the sweep")
     p.add_argument("--word-ins-penalty", default="0.0,0.5,1.0", help="comma-separated penalties of the sweep")
+    p.add_argument("--search", choices=("grid", "coarse"), default="grid",
+                   help="grid: every LM weight of the range; coarse: coarse-to-fine around the best "
+                        "(scored between rounds; about half the searches on a wide range)")
     p.add_argument("--skip-scoring", type=str2bool, default=False, help="do not score")
     p.add_argument("--progress", type=str2bool, default=True, help="show a progress bar")
 
@@ -33,7 +36,27 @@ def decode_config(args):
 
     return DecodeConfig(beam=args.beam, max_active=args.max_active, min_active=args.min_active,
                         retry_beam=args.retry_beam, min_lmwt=args.min_lmwt, max_lmwt=args.max_lmwt,
-                        word_ins_penalty=tuple(w.strip() for w in args.word_ins_penalty.split(",")))
+                        word_ins_penalty=tuple(w.strip() for w in args.word_ins_penalty.split(",")),
+                        search=args.search)
+
+
+def round_scorer(args, lang_dir):
+    """score(points) for the rounds of a coarse-to-fine search (None with --skip-scoring)."""
+    if args.skip_scoring:
+        return None
+    from hdnn.scoring import score_points
+
+    return lambda points: score_points(args.data_dir, lang_dir, args.decode_dir, sweep=points)
+
+
+def score_decode(args, lang_dir, stats):
+    """Score the settings decoded and print the best %WER line."""
+    if args.skip_scoring:
+        return
+    from hdnn.scoring import score
+
+    score(args.data_dir, lang_dir, args.decode_dir, sweep=stats.points)
+    print((Path(args.decode_dir) / "scoring_kaldi" / "best_wer").read_text().strip())
 
 
 def main(argv=None):
@@ -47,14 +70,10 @@ def main(argv=None):
     setup_logging(Path(args.decode_dir) / "log" / "decode.log")
     from hdnn.gmm.decode import decode_gmm
 
-    config = decode_config(args)
-    decode_gmm(args.graph_dir, args.data_dir, args.decode_dir, model_dir=args.model_dir, nj=args.nj,
-               config=config, progress=args.progress)
-    if not args.skip_scoring:
-        from hdnn.scoring import score
-
-        best, _ = score(args.data_dir, args.graph_dir, args.decode_dir, sweep=config.sweep())
-        print((Path(args.decode_dir) / "scoring_kaldi" / "best_wer").read_text().strip())
+    stats = decode_gmm(args.graph_dir, args.data_dir, args.decode_dir, model_dir=args.model_dir, nj=args.nj,
+                       config=decode_config(args), progress=args.progress,
+                       score=round_scorer(args, args.graph_dir))
+    score_decode(args, args.graph_dir, stats)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from decode import add_decode_options, decode_config  # noqa: E402
+from decode import add_decode_options, decode_config, round_scorer, score_decode  # noqa: E402
 
 from hdnn.cli import get_parser, run_main, setup_logging  # noqa: E402
 
@@ -31,14 +31,10 @@ def main(argv=None):
     setup_logging(Path(args.decode_dir) / "log" / "decode.log")
     from hdnn.gmm.decode import decode_mapped
 
-    config = decode_config(args)
-    decode_mapped(args.graph_dir, args.model_dir, args.loglikes, args.decode_dir, nj=args.nj,
-                  config=config, progress=args.progress)
-    if not args.skip_scoring:
-        from hdnn.scoring import score
-
-        score(args.data_dir, args.graph_dir, args.decode_dir, sweep=config.sweep())
-        print((Path(args.decode_dir) / "scoring_kaldi" / "best_wer").read_text().strip())
+    stats = decode_mapped(args.graph_dir, args.model_dir, args.loglikes, args.decode_dir, nj=args.nj,
+                          config=decode_config(args), progress=args.progress,
+                          score=round_scorer(args, args.graph_dir))
+    score_decode(args, args.graph_dir, stats)
 
 
 if __name__ == "__main__":

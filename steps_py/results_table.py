@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Collect the best WER of every system into RESULTS.md, with parameter counts, a plot of WER
-against parameters (wer_vs_params.png) and the nnets' training curves (training_curves.png:
-cross-validation cross-entropy and frame accuracy per epoch), beside RESULTS.md."""
+"""Collect the WER of every system into RESULTS.md, with the protocol of a fair comparison: the
+LM weight and insertion penalty are tuned on dev alone, and eval is scored once, at dev's
+setting. Then matched-pair significance tests (sclite's MAPSSWE and a paired bootstrap over
+utterances, hdnn/significance.py) for the comparisons the paper makes, parameter counts, a plot
+of WER against parameters (wer_vs_params.png) and the nnets' training curves
+(training_curves.png: cross-validation cross-entropy and frame accuracy per epoch)."""
+import re
 from pathlib import Path
 
 from hdnn.cli import get_parser, run_main, setup_logging
@@ -12,6 +16,10 @@ USAGE = """%(prog)s [options] <exp-root> <results-md>
 
 SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "dnn_small")
 SETS = ("dev", "eval")
+# (A, B): B is expected to be better, or (teacher vs student) the gap the student should close.
+COMPARISONS = (("teacher", "student_kd"), ("student_ce", "student_kd"), ("dnn_small", "student_ce"),
+               ("tri", "teacher"))
+ALPHA = 0.05
 
 
 def best_wer_line(decode_dir):
@@ -39,16 +47,66 @@ def num_parameters(sys_dir):
     return None
 
 
+def dev_setting(sys_dir):
+    """(lmwt, wip) strings of the best dev setting of a system, or None."""
+    line = best_wer_line(Path(sys_dir) / "decode_dev")
+    m = re.search(r"wer_(\d+)_([-\d.]+)\s*$", line or "")
+    return m.groups() if m else None
+
+
+def wer_line_at(decode_dir, setting):
+    """The `%WER ...` line of <decode>/wer_<LMWT>_<WIP>, or None."""
+    f = Path(decode_dir) / f"wer_{setting[0]}_{setting[1]}"
+    if not f.is_file():
+        return None
+    line = f.read_text().splitlines()[0].strip()
+    return f"{line} {f}" if line.startswith("%WER") else None
+
+
 def collect(exp_root, mics):
-    """Rows (mic, system, params, {set: %WER line}) for every system that has results."""
+    """Rows (mic, system, params, {set: %WER line}, dev setting) for every system that has dev
+    results: dev at its best setting, eval at dev's."""
     rows = []
     for mic in mics:
         for system in SYSTEMS:
             sys_dir = Path(exp_root) / mic / system
-            lines = {s: best_wer_line(sys_dir / f"decode_{s}") for s in SETS}
-            if any(lines.values()):
-                rows.append((mic, system, num_parameters(sys_dir), lines))
+            setting = dev_setting(sys_dir)
+            if setting is None:
+                continue
+            lines = {"dev": best_wer_line(sys_dir / "decode_dev"),
+                     "eval": wer_line_at(sys_dir / "decode_eval", setting)}
+            rows.append((mic, system, num_parameters(sys_dir), lines, setting))
     return rows
+
+
+def significance(exp_root, rows):
+    """Markdown rows of the paired tests of COMPARISONS on each mic and set, each system at its
+    own dev-tuned setting."""
+    from hdnn.significance import compare, read_decode
+
+    settings = {(mic, system): setting for mic, system, _, _, setting in rows}
+    out = ["| mic | set | system A | system B | %WER A | %WER B | p (MAPSSWE) | p (bootstrap) | verdict |",
+           "|---|---|---|---|---:|---:|---:|---:|---|"]
+    for mic in dict.fromkeys(r[0] for r in rows):
+        for s in SETS:
+            for a, b in COMPARISONS:
+                if (mic, a) not in settings or (mic, b) not in settings:
+                    continue
+                dirs = [Path(exp_root) / mic / x / f"decode_{s}" for x in (a, b)]
+                if not all((d / "scoring_kaldi" / "test_filt.txt").is_file() for d in dirs):
+                    continue
+                c = compare(*(read_decode(d, *settings[(mic, x)]) for d, x in zip(dirs, (a, b))), set_name=s)
+                if c.mapsswe_p >= ALPHA:
+                    verdict = "no significant difference"
+                else:
+                    verdict = f"{b if c.better == 'B' else a} better"
+                out.append(f"| {mic} | {s} | {a} | {b} | {c.wer_a.wer:.2f} | {c.wer_b.wer:.2f} | "
+                           f"{format_p(c.mapsswe_p)} | {format_p(c.bootstrap_p)} | {verdict} |")
+    return "\n".join(out)
+
+
+def format_p(p):
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def wer_of(line):
@@ -56,11 +114,12 @@ def wer_of(line):
 
 
 def format_table(rows):
-    out = ["| mic | system | parameters | dev %WER | eval %WER |", "|---|---|---:|---:|---:|"]
-    for mic, system, params, lines in rows:
+    out = ["| mic | system | parameters | dev %WER (best) | eval %WER (at dev's setting) | LM weight, penalty |",
+           "|---|---|---:|---:|---:|---|"]
+    for mic, system, params, lines, setting in rows:
         cells = [f"{wer_of(lines[s]):.2f}" if lines[s] else "-" for s in SETS]
         p = f"{params / 1e6:.2f}M" if params else "-"
-        out.append(f"| {mic} | {system} | {p} | {cells[0]} | {cells[1]} |")
+        out.append(f"| {mic} | {system} | {p} | {cells[0]} | {cells[1]} | {setting[0]}, {setting[1]} |")
     return "\n".join(out)
 
 
@@ -73,7 +132,7 @@ def plot_wer_vs_params(rows, png):
     fig, ax = plt.subplots(figsize=(6, 4))
     for mic in sorted({r[0] for r in rows}):
         for s, marker in zip(SETS, "os"):
-            pts = [(p, wer_of(l[s]), name) for m, name, p, l in rows if m == mic and p and l[s]]
+            pts = [(p, wer_of(l[s]), name) for m, name, p, l, _ in rows if m == mic and p and l[s]]
             if not pts:
                 continue
             ax.scatter([p for p, _, _ in pts], [w for _, w, _ in pts], marker=marker, label=f"{mic} {s}")
@@ -131,6 +190,8 @@ def main(argv=None):
     p = get_parser(__doc__, USAGE)
     p.add_argument("--mics", default="ihm,sdm1", help="comma-separated mic conditions to collect")
     p.add_argument("--command", default="", help="the command that made the results, recorded in the file")
+    p.add_argument("--run-info", default="",
+                   help="what else to record about the run (commit, date, wall time), one line")
     p.add_argument("exp_root")
     p.add_argument("results_md")
     args = p.parse_args(argv)
@@ -140,9 +201,22 @@ def main(argv=None):
     parts = ["# Results", ""]
     if args.command:
         parts += ["Made by:", "", f"    {args.command}", ""]
-    parts += [format_table(rows), "", "Best WER per system, mic and set (Kaldi's line format):", "", "```"]
-    parts += [l for _, _, _, lines in rows for l in lines.values() if l]
+    if args.run_info:
+        parts += [args.run_info, ""]
+    parts += ["The LM weight and insertion penalty of each system are tuned on dev; eval is scored once, "
+              "at dev's setting.", "", format_table(rows), "",
+              f"Matched-pair tests on the same utterances (a difference is called a gain only at p < {ALPHA}): "
+              "NIST's MAPSSWE (sclite's sc_stats, two-sided) and a paired bootstrap over utterances "
+              "(10,000 resamples, one-sided: the chance that B is not better than A).", "",
+              significance(args.exp_root, rows), "",
+              "The %WER lines (dev: the best of the sweep; eval: at dev's setting):", "", "```"]
+    parts += [l for _, _, _, lines, _ in rows for l in lines.values() if l]
     parts += ["```", ""]
+    per_set = [best_wer_line(Path(args.exp_root) / mic / system / "decode_eval") for mic, system, *_ in rows]
+    if any(per_set):
+        parts += ["Eval at its own best setting, for reference only (tuned on the test set itself; "
+                  "where eval was decoded at dev's setting alone, this is the same line):", "", "```"]
+        parts += [l for l in per_set if l] + ["```", ""]
     if rows:
         plot_wer_vs_params(rows, png)
         parts += [f"![WER vs parameters]({png.name})", ""]

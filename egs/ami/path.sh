@@ -5,6 +5,9 @@ export HDNN_ROOT
 export PATH=$HDNN_ROOT/.venv/bin:$PATH
 export PYTHONUNBUFFERED=1
 export LC_ALL=C
+# One thread and fixed instruction-set code paths for every process, Kaldi's binaries included,
+# so that a run writes the same bytes on any machine (hdnn/numerics.py).
+eval "$(python -c 'import hdnn.numerics as n; print(n.shell_exports(), end="")')"
 if [ -n "${KALDI_ROOT:-}" ] && [ -x "$KALDI_ROOT/src/bin/copy-int-vector" ]; then
   for d in bin featbin latbin gmmbin fstbin lmbin nnetbin; do PATH=$KALDI_ROOT/src/$d:$PATH; done
   export PATH=$KALDI_ROOT/egs/wsj/s5/utils:$PATH

@@ -45,22 +45,25 @@ kd_temperature=2.0
 train_opts=        # extra options for every steps_py/train.py run
 nnet_systems="teacher student_ce dnn_small student_kd"   # what stage 8 decodes
 made_by=           # the command recorded in RESULTS.md (default: this run.sh command line)
+run_info=          # a line on the run recorded in RESULTS.md (commit, date, wall time)
 # LM weight x word insertion penalty sweeps of the scoring, for both backends (local/score.sh).
 # On the mini corpus the nnets peak at LM weight 6-13, the GMM at 13-18 (SDM) or 24-30 (IHM);
 # a penalty of 0.5 gained the nnets at most 4 words of 1190, 1.0 never helped the GMM: not worth
 # a second set of searches:
 gmm_scoring_opts="--min-lmwt 12 --max-lmwt 32 --word-ins-penalty 0.0"
 nnet_scoring_opts="--min-lmwt 5 --max-lmwt 13 --word-ins-penalty 0.0"
-# --backend py: best-path search, once per point of the sweep (the wheels make no lattices);
-# the nnets' flatter scores keep more tokens alive, hence their narrower beam.
+# --backend py: best-path search, once per point of the sweep (the wheels make no lattices),
+# coarse-to-fine on dev; eval is searched once, at dev's best setting. The nnets' flatter scores
+# keep more tokens alive, hence their narrower beam.
 gmm_decode_opts="--beam 10 --max-active 2000"
 nnet_decode_opts="--beam 8 --max-active 2000"
+lmwt_search=coarse   # coarse | grid: how the py backend sweeps dev
 # --backend kaldi: lattice generation options (beam, max_active, lattice_beam; acwt for nnets).
 decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts decode_config decode_dnn_config made_by"
+  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -169,13 +172,26 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   step $exp/mono_ali gmm align_si --nj $nj --cmd "$train_cmd" $data/train data/lang $exp/mono $exp/mono_ali
 fi
 
+# sweep_opts SYSTEM-DIR SET SCORING-OPTS: the py backend's sweep of a set: dev is tuned over
+# SCORING-OPTS, eval is decoded once, at the LM weight and penalty dev chose (the honest protocol).
+sweep_opts() {
+  if [ $2 = dev ]; then echo "--search $lmwt_search $3"; return; fi
+  local best=$1/decode_dev/scoring_kaldi/best_wer
+  [ -f $best ] || { echo "$0: $best is missing: decode dev first (eval is decoded at dev's setting)" >&2; exit 1; }
+  local setting; setting=$(sed -n 's:.*/wer_\([0-9]*\)_\([-0-9.]*\)$:\1 \2:p' $best)
+  [ -n "$setting" ] || { echo "$0: $best: no wer_<LMWT>_<WIP> in it" >&2; exit 1; }
+  set -- $setting
+  echo "--min-lmwt $1 --max-lmwt $1 --word-ins-penalty $2"
+}
+
 # decode_gmm SET: decode and score a set with the tri GMM.
 decode_gmm() {
   if [ $backend = kaldi ]; then
     steps/decode.sh --nj $nj --cmd "$decode_cmd" --config $decode_config --scoring-opts "$gmm_scoring_opts" \
       $graph $data/$1 $exp/tri/decode_$1
   else
-    py decode --nj $nj $gmm_decode_opts $gmm_scoring_opts $graph $data/$1 $exp/tri/decode_$1
+    local opts; opts=$(sweep_opts $exp/tri $1 "$gmm_scoring_opts")
+    py decode --nj $nj $gmm_decode_opts $opts $graph $data/$1 $exp/tri/decode_$1
   fi
 }
 
@@ -232,8 +248,9 @@ decode_nnet() {
         $exp/tri_ali/final.mdl $graph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
     local/score.sh --cmd "$decode_cmd" $nnet_scoring_opts $fbank $graph $dir
   else
+    local opts; opts=$(sweep_opts $nnet $2 "$nnet_scoring_opts")
     py forward --log-file $dir/log/forward.log $fbank $nnet ark,scp:$dir/loglikes.ark,$dir/loglikes.scp
-    py decode_mapped --nj $nj $nnet_decode_opts $nnet_scoring_opts $graph $fbank $exp/tri_ali scp:$dir/loglikes.scp $dir
+    py decode_mapped --nj $nj $nnet_decode_opts $opts $graph $fbank $exp/tri_ali scp:$dir/loglikes.scp $dir
     rm -f $dir/loglikes.ark $dir/loglikes.scp
   fi
 }
@@ -250,7 +267,7 @@ fi
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log "Stage 9: results"
-  py results_table --mics ihm,sdm1 --command "${made_by:-$command_line}" exp RESULTS.md
+  py results_table --mics ihm,sdm1 --command "${made_by:-$command_line}" --run-info "$run_info" exp RESULTS.md
   cat RESULTS.md
 fi
 

@@ -159,11 +159,17 @@ def num_jobs(ali_dir):
 
 
 def read_ali_dir(ali_dir):
-    """{utt: transition-ids} from all <ali_dir>/ali.JOB.gz."""
+    """{utt: transition-ids} from all <ali_dir>/ali.JOB.gz, in utterance order (not job order,
+    so that sums over them do not depend on how many jobs wrote them)."""
     out = {}
     for job in range(1, num_jobs(ali_dir) + 1):
         out.update(read_alignments(Path(ali_dir) / f"ali.{job}.gz"))
-    return out
+    return sort_by_utt(out)
+
+
+def sort_by_utt(table):
+    """`table` ({utt: ...}) in the byte order of the utterance ids, as Kaldi sorts its tables."""
+    return dict(sorted(table.items(), key=lambda kv: kv[0].encode()))
 
 
 # ---------------------------------------------------------------- ali-to-pdf / ali-to-phones

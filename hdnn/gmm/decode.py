@@ -6,10 +6,17 @@ local/score.sh is done by decoding the best path once per (LMWT, WIP): acoustic 
 1/LMWT, and WIP added to every word arc of the graph. Kaldi's FasterDecoder does the search
 over a decodable whose columns are transition-ids (`khg.DecodableCtc`, column = tid - 1).
 
+The sweep is either the whole grid (`search="grid"`) or coarse-to-fine (`search="coarse"`):
+every few LM weights first, then ever closer around the best so far, scored between rounds
+(WER is close to unimodal in the LM weight). On dev that costs about half the searches of
+the grid; eval is decoded once, at the setting dev chose (egs/ami/run.sh).
+
 A decode dir holds tra/<LMWT>_<WIP>.tra (`utt word-id ...` lines, every utterance),
 num_jobs, log/decode.JOB.log and decode_stats.txt. Each job writes its own
-tra/<LMWT>_<WIP>.JOB.tra, so an interrupted run redoes only unfinished jobs.
+tra/<LMWT>_<WIP>.JOB.tra and a marker tra/.done.JOB naming the settings it completed, so an
+interrupted run redoes only unfinished jobs.
 """
+import dataclasses
 import logging
 import multiprocessing
 import time
@@ -42,18 +49,49 @@ class DecodeConfig:
     min_lmwt: int = 7
     max_lmwt: int = 17
     word_ins_penalty: tuple = ("0.0", "0.5", "1.0")
+    search: str = "grid"   # grid | coarse
+    points: tuple = ()     # the (lmwt, wip) of one round; empty: the whole grid
 
     def sweep(self):
-        """[(lmwt, wip string)] in decoding order."""
+        """[(lmwt, wip string)] in decoding order: this round's points, or the whole grid."""
         if self.min_lmwt < 1 or self.max_lmwt < self.min_lmwt:
             raise HdnnError(f"bad LM-weight range {self.min_lmwt}..{self.max_lmwt}")
+        if self.search not in ("grid", "coarse"):
+            raise HdnnError(f"bad LM-weight search {self.search!r} (grid or coarse)")
         for w in self.word_ins_penalty:
             try:
                 float(w)
             except ValueError:
                 raise HdnnError(f"bad word insertion penalty {w!r}") from None
+        if self.points:
+            return list(self.points)
         return [(lmwt, wip) for wip in self.word_ins_penalty
                 for lmwt in range(self.min_lmwt, self.max_lmwt + 1)]
+
+
+def coarse_to_fine(config, decode, score):
+    """Decode `config`'s sweep coarse-to-fine: LM weights `step` apart (a quarter of the range),
+    then best +- step for ever halved steps down to 1, per penalty. decode(points) decodes a
+    round; score(points) returns {(lmwt, wip): WerResult} of every point decoded so far.
+    Returns the points decoded, in order."""
+    lo, hi = config.min_lmwt, config.max_lmwt
+    step = max(1, -(-(hi - lo) // 4))
+    done = []
+    todo = [(lmwt, wip) for wip in config.word_ins_penalty
+            for lmwt in sorted(set(range(lo, hi + 1, step)) | {hi})]
+    while True:
+        todo = [p for p in todo if p not in done]
+        if todo:
+            decode(todo)
+            done += todo
+        if step == 1:
+            return done
+        results = score(done)
+        step = -(-step // 2)
+        todo = []
+        for wip in config.word_ins_penalty:
+            best = min((k for k in results if k[1] == wip), key=lambda k: (results[k].wer, k[0]))[0]
+            todo += [(lmwt, wip) for lmwt in (best - step, best + step) if lo <= lmwt <= hi]
 
 
 @dataclass
@@ -68,6 +106,7 @@ class DecodeStats:
     partial: int = 0
     failed: int = 0
     failed_utts: list = field(default_factory=list)
+    points: list = field(default_factory=list)  # the (lmwt, wip) decoded
 
     def add(self, other):
         for name in ("utts", "frames", "seconds", "retried", "partial", "failed"):
@@ -183,12 +222,24 @@ def _job_files(decode_dir, job, sweep):
     return {key: Path(decode_dir) / "tra" / f"{key[0]}_{key[1]}.{job}.tra" for key in sweep}
 
 
+def _read_marker(path):
+    """(DecodeStats, [(lmwt, wip)]) of a job's marker tra/.done.JOB, or (None, [])."""
+    try:
+        head, *points = path.read_text().split("\n", 1)[0].split(" | ")
+        u, fr, s, r, p, fail = head.split()
+        stats = DecodeStats(int(u), int(fr), float(s), int(r), int(p), int(fail))
+        return stats, [(int(k.split("_")[0]), k.split("_", 1)[1]) for k in points[0].split()] if points else []
+    except (OSError, ValueError, IndexError):
+        return None, []
+
+
 def _run_job(job, nj, decode_dir, graph_dir, config, tid_cols, make_items):
     """Decode one job's utterances into its tra files; returns DecodeStats (skips done jobs)."""
     sweep = config.sweep()
     files = _job_files(decode_dir, job, sweep)
     done = Path(decode_dir) / "tra" / f".done.{job}"
-    if done.exists() and all(f.exists() for f in files.values()):
+    before, done_points = _read_marker(done)
+    if set(sweep) <= set(done_points) and all(f.exists() for f in files.values()):
         return None
     log_file = Path(decode_dir) / "log" / f"decode.{job}.log"
     logger = job_logger(log_file)
@@ -204,8 +255,14 @@ def _run_job(job, nj, decode_dir, graph_dir, config, tid_cols, make_items):
             h.close()
     for k, p in tmp.items():
         p.replace(files[k])
-    done.write_text(f"{stats.utts} {stats.frames} {stats.seconds:.3f} {stats.retried} "
-                    f"{stats.partial} {stats.failed}\n")
+    total = DecodeStats().add(stats)
+    if before is not None:  # per utterance counts of one round; times and retries of all
+        total.seconds += before.seconds
+        total.retried += before.retried
+        total.partial += before.partial
+    points = done_points + [k for k in sweep if k not in done_points]
+    done.write_text(f"{total.utts} {total.frames} {total.seconds:.3f} {total.retried} "
+                    f"{total.partial} {total.failed} | {' '.join(f'{l}_{w}' for l, w in points)}\n")
     logger.info("job %d of %d: %d utterances, %d frames, RTF %.4f, retried %d, partial %d, failed %d",
                 job, nj, stats.utts, stats.frames, stats.rtf, stats.retried, stats.partial, stats.failed)
     return stats
@@ -255,16 +312,38 @@ def run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, pro
     with atomic_open(decode_dir / "num_jobs") as f:
         f.write(f"{nj}\n")
     _merge(decode_dir, config.sweep(), nj)
-    stats = _read_stats(decode_dir, nj)
+    stats, passes = _read_stats(decode_dir, nj)
     with atomic_open(decode_dir / "decode_stats.txt") as f:
         f.write(f"utterances {stats.utts}\nframes {stats.frames}\nseconds {stats.seconds:.3f}\n"
-                f"rtf {stats.rtf:.5f}\npasses {len(config.sweep())}\n"
-                f"rtf_per_pass {stats.rtf / len(config.sweep()):.5f}\nretried {stats.retried}\n"
+                f"rtf {stats.rtf:.5f}\npasses {passes}\n"
+                f"rtf_per_pass {stats.rtf / passes:.5f}\nretried {stats.retried}\n"
                 f"partial {stats.partial}\nfailed {stats.failed}\n")
     log.info("%s: %d utterances, %d passes (LMWT x WIP), RTF %.4f (%.4f per pass); "
              "retried with beam %g: %d, partial: %d, failed: %d", decode_dir, stats.utts,
-             len(config.sweep()), stats.rtf, stats.rtf / len(config.sweep()), config.retry_beam,
+             passes, stats.rtf, stats.rtf / passes, config.retry_beam,
              stats.retried, stats.partial, stats.failed)
+    return stats
+
+
+def decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress=True, score=None):
+    """run_decode_jobs over config's grid, or coarse-to-fine when config.search is "coarse"
+    (then score(points) -> {point: WerResult} picks the next round). Returns DecodeStats with
+    .points, the settings decoded."""
+    if config.search == "grid" or config.points:
+        stats = run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress)
+        stats.points = config.sweep()
+        return stats
+    if score is None:
+        raise HdnnError("a coarse-to-fine LM-weight search needs the transcripts to score rounds")
+    last = {}
+
+    def decode(points):
+        last["stats"] = run_decode_jobs(decode_dir, graph_dir, dataclasses.replace(config, points=tuple(points)),
+                                        tid_cols, make_items, nj, progress)
+
+    points = coarse_to_fine(config, decode, score)
+    stats = last["stats"]
+    stats.points = points
     return stats
 
 
@@ -279,12 +358,13 @@ def _merge(decode_dir, sweep, nj):
 
 
 def _read_stats(decode_dir, nj):
-    total = DecodeStats()
+    """(DecodeStats summed over the jobs' markers, number of settings decoded)."""
+    total, passes = DecodeStats(), 0
     for job in range(1, nj + 1):
-        f = decode_dir / "tra" / f".done.{job}"
-        u, fr, s, r, p, fail = f.read_text().split()
-        total.add(DecodeStats(int(u), int(fr), float(s), int(r), int(p), int(fail)))
-    return total
+        stats, points = _read_marker(decode_dir / "tra" / f".done.{job}")
+        total.add(stats)
+        passes = max(passes, len(points))
+    return total, max(passes, 1)
 
 
 def _speaker_jobs(data_dir, nj, utts):
@@ -299,9 +379,10 @@ def _speaker_jobs(data_dir, nj, utts):
 
 # ---------------------------------------------------------------- the two front ends
 
-def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=None, progress=True):
+def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=None, progress=True, score=None):
     """steps/decode.sh: CMVN + delta features of `data_dir`, the GMM of <model_dir> (default:
-    the parent of graph_dir, i.e. exp/tri1 for exp/tri1/graph), best paths per (LMWT, WIP)."""
+    the parent of graph_dir, i.e. exp/tri1 for exp/tri1/graph), best paths per (LMWT, WIP)
+    (`score`: see decode_sweep)."""
     from hdnn.gmm.features import read_cmvn
     from hdnn.gmm.model import GmmSystem
     from hdnn.gmm.wheels import knf
@@ -336,7 +417,7 @@ def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=Non
                 x = knf.compute_deltas(delta, x)
             yield utt, scorer(x)
 
-    return run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress)
+    return decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress, score)
 
 
 def _delta_order(model_dir, model_dim, data_dir):
@@ -353,13 +434,14 @@ def _delta_order(model_dir, model_dim, data_dir):
 
 
 def decode_mapped(graph_dir, model_dir, loglike_rspecifier, decode_dir, nj=1, config=None,
-                  progress=True):
+                  progress=True, score=None):
     """latgen-faster-mapped as steps/nnet/decode.sh uses it: pdf log-likelihoods (an nnet's
     log posteriors minus log priors) from `loglike_rspecifier`, the transition model of
     <model_dir>/final.mdl, best paths per (LMWT, WIP).
 
     A `JOB` in the rspecifier is replaced by the job number (one table per job); otherwise a
-    scp table is split into `nj` parts and an archive is decoded as one job.
+    scp table is split into `nj` parts and an archive is decoded as one job. `score`: see
+    decode_sweep.
     """
     from hdnn.gmm.model import GmmSystem
 
@@ -396,4 +478,4 @@ def decode_mapped(graph_dir, model_dir, loglike_rspecifier, decode_dir, nj=1, co
         def make_items(job):
             return checked(read_matrices(spec), spec)
 
-    return run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress)
+    return decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress, score)

@@ -13,7 +13,7 @@ from hdnn.gmm.align import num_jobs, read_ali_dir
 from hdnn.gmm.deltas import DeltasConfig, init_triphones
 from hdnn.gmm.features import iter_cmvn_deltas
 from hdnn.gmm.model import GmmSystem
-from hdnn.gmm.train import (JOB_STATE, TrainingData, Trainer, resume_point, run_em, run_jobs, transform_features,
+from hdnn.gmm.train import (JOB_STATE, TrainingData, Trainer, map_ordered, resume_point, run_em, transform_features,
                             write_num_jobs)
 from hdnn.kaldi.binary import read_kaldi_matrix, write_kaldi_matrix
 from hdnn.kaldi.features import splice
@@ -121,9 +121,9 @@ def transform_means(am, M):
     return AmDiagGmm([DiagGmm.from_means_vars(g.weights, g.means @ M.T, g.variances) for g in am.pdfs])
 
 
-def _mllt_job(job):
+def _mllt_speaker(speaker):
     trainer = JOB_STATE["trainer"]
-    utts = [u for u in trainer.data.jobs[job - 1] if u in trainer.alignments]
+    utts = trainer.aligned_utts(speaker)
     return acc_mllt(trainer.system.am, trainer.system.tm, [trainer.data.feats[u] for u in utts],
                     [trainer.alignments[u] for u in utts], trainer.data.lang.silence)
 
@@ -176,8 +176,9 @@ def train_lda_mllt(num_leaves, tot_gauss, data_dir, lang_dir, ali_dir, out_dir, 
     def mllt(x):
         if x not in cfg.mllt_iters:
             return
-        parts = run_jobs(_mllt_job, data.nj, trainer=trainer)
-        beta, G = sum(p[0] for p in parts), sum(p[1] for p in parts)
+        beta, G = 0.0, 0.0
+        for b, g in map_ordered(_mllt_speaker, range(len(data.speaker_utts)), data.nj, trainer=trainer):
+            beta, G = beta + b, G + g
         M = estimate_mllt(beta, G)
         trainer.system = trainer.system.replaced(am=transform_means(trainer.system.am, M))
         current["mat"] = M @ current["mat"]

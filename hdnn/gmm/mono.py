@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from hdnn.errors import HdnnError
-from hdnn.gmm.align import AlignResult, equal_align, read_ali_dir
+from hdnn.gmm.align import AlignResult, equal_align, read_ali_dir, sort_by_utt
 from hdnn.gmm.model import GmmSystem
 from hdnn.gmm.train import (JOB_STATE, TrainingData, Trainer, estimate, resume_point, run_em, run_jobs,
                             write_num_jobs)
@@ -117,7 +117,7 @@ def _first_pass(trainer, out):
                     utt, len(trainer.data.feats[utt]))
     if not total.alignments:
         raise HdnnError(f"{trainer.data.data_dir}: no utterance could be equally aligned")
-    trainer.alignments = total.alignments
+    trainer.alignments = sort_by_utt(total.alignments)
     log.info("equal alignment: %d utterances, %d too short", len(total.alignments), len(total.failed))
     stats = trainer.accumulate()
     system = trainer.system

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hdnn.errors import HdnnError
-from hdnn.gmm.align import GraphCompiler, align_utterances, boost_silence, write_alignments
+from hdnn.gmm.align import GraphCompiler, align_utterances, boost_silence, sort_by_utt, write_alignments
 from hdnn.gmm.features import iter_cmvn_deltas, split_list
 from hdnn.gmm.lang import Lang
 from hdnn.gmm.model import GmmSystem, am_from_khg, khg_am, khg_log_probs, khg_transition_model
@@ -32,13 +32,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainingData:
     """Features (by default CMVN + deltas, as in steps/train_deltas.sh), transcripts as word
-    ids, and the utterances of each job, split by speaker like utils/split_data.sh."""
+    ids, the utterances of each job, split by speaker like utils/split_data.sh, and those of
+    each speaker (the unit of every sum over the data: see map_ordered)."""
 
     data_dir: Path
     lang: Lang
     feats: dict
     word_ids: dict
     jobs: list
+    speaker_utts: list
 
     @classmethod
     def load(cls, data_dir, lang_dir, nj, feats=None):
@@ -69,11 +71,12 @@ class TrainingData:
         speakers = data.speakers
         if nj > len(speakers):
             raise HdnnError(f"{data.path}: cannot split {len(speakers)} speakers into {nj} jobs (use a smaller --nj)")
+        speaker_utts = [[u for u in data.spk2utt[s] if u in word_ids and u in feats] for s in speakers]
         jobs = [[u for s in part for u in data.spk2utt[s] if u in word_ids and u in feats]
                 for part in split_list(speakers, nj)]
         if not any(jobs):
             raise HdnnError(f"{data.path}: no utterance has both features and a transcript")
-        return cls(data.path, lang, feats, word_ids, jobs)
+        return cls(data.path, lang, feats, word_ids, jobs, speaker_utts)
 
     @property
     def dim(self):
@@ -123,6 +126,25 @@ def run_jobs(func, nj, **shared):
             return [func(1)]
         with multiprocessing.get_context("fork").Pool(nj) as pool:
             return pool.map(func, range(1, nj + 1))
+    finally:
+        JOB_STATE.clear()
+
+
+def map_ordered(func, items, nj, **shared):
+    """func(item) for each item, in `nj` forked processes, yielded in the order of `items`.
+
+    Statistics are summed per speaker and then over speakers in this one order: a sum per job
+    would change its last bits with --nj (floating-point addition is not associative), and the
+    next model with them.
+    """
+    JOB_STATE.clear()
+    JOB_STATE.update(shared)
+    try:
+        if nj == 1:
+            yield from map(func, items)
+        else:
+            with multiprocessing.get_context("fork").Pool(nj) as pool:
+                yield from pool.imap(func, items)
     finally:
         JOB_STATE.clear()
 
@@ -256,15 +278,19 @@ class Trainer:
             for utt in utts:
                 self.graphs[utt] = compiler.compile(self.data.word_ids[utt], utt)
 
-    def _job_stats(self, job):
-        utts = [u for u in self.data.jobs[job - 1] if u in self.alignments]
+    def aligned_utts(self, speaker):
+        """The utterances of speaker number `speaker` that have an alignment."""
+        return [u for u in self.data.speaker_utts[speaker] if u in self.alignments]
+
+    def _speaker_stats(self, speaker):
+        utts = self.aligned_utts(speaker)
         return accumulate(self.system, [self.data.feats[u] for u in utts], [self.alignments[u] for u in utts])
 
     def accumulate(self):
-        stats = run_jobs(_acc_job, self.data.nj, trainer=self)
-        total = stats[0]
-        for s in stats[1:]:
-            total.add(s)
+        """gmm-acc-stats-ali over all aligned utterances, summed per speaker, then in speaker order."""
+        total = GmmStats.zeros(self.system)
+        for stats in map_ordered(_acc_speaker, range(len(self.data.speaker_utts)), self.data.nj, trainer=self):
+            total.add(stats)
         return total
 
     def _job_align(self, job, beam):
@@ -291,7 +317,7 @@ class Trainer:
         for r in results[1:]:
             total.add(r)
         total.log_problems(beam or self.beam, self.retry_beam)
-        self.alignments = total.alignments
+        self.alignments = sort_by_utt(total.alignments)
         if not self.alignments:
             raise HdnnError(f"{self.data.data_dir}: no utterance could be aligned "
                             f"(beam {beam or self.beam}, retry beam {self.retry_beam})")
@@ -318,8 +344,8 @@ def align_si(data_dir, lang_dir, src_dir, out_dir, nj=4, beam=10.0, retry_beam=4
     return result
 
 
-def _acc_job(job):
-    return JOB_STATE["trainer"]._job_stats(job)
+def _acc_speaker(speaker):
+    return JOB_STATE["trainer"]._speaker_stats(speaker)
 
 
 def _align_job(job):

@@ -135,10 +135,17 @@ def num_parameters(model):
     return sum(p.numel() for p in model.parameters())
 
 
+def save_torch(obj, path):
+    """torch.save to ``path`` atomically, the same bytes for the same ``obj``: torch names the
+    archive inside after the file it is given, so it gets a file object (named "archive")
+    rather than the temporary file's name."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
 def save_model(path, model):
     """Write ``model`` (config + weights) to one file, atomically."""
-    with atomic_path(path) as tmp:
-        torch.save({"config": model.config, "state_dict": model.state_dict()}, tmp)
+    save_torch({"config": model.config, "state_dict": model.state_dict()}, path)
 
 
 def load_model(path):

@@ -32,10 +32,10 @@ import torch.distributed as dist
 from torch.distributed.algorithms.join import Join
 from tqdm import tqdm
 
-from hdnn.errors import HdnnError, atomic_path
+from hdnn.errors import HdnnError
 from hdnn.nnet.data import frame_minibatches
 from hdnn.nnet.losses import cross_entropy, kd_loss
-from hdnn.nnet.models import save_model
+from hdnn.nnet.models import save_model, save_torch
 from hdnn.nnet.plot import plot_curves
 from hdnn.nnet.schedule import Newbob
 
@@ -181,8 +181,7 @@ class Trainer:
         if self.rank == 0:
             state = {"model_config": self.model.config, **best, "schedule": self.schedule.state_dict(),
                      "history": self.history, "train_config": dataclasses.asdict(self.config)}
-            with atomic_path(self.checkpoint_path) as tmp:
-                torch.save(state, tmp)
+            save_torch(state, self.checkpoint_path)
 
     def load_checkpoint(self):
         """Restore the state after the last complete epoch; False when there is none."""

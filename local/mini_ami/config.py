@@ -11,11 +11,12 @@ from hdnn.errors import HdnnError
 SIZES = {
     "tiny": ((4, 4, 4), (1, 1, 1), 15),        # for tests: a few seconds to generate
     "ci": ((12, 4, 4), (5, 1, 1), 60),         # ~7 min of speech
-    "demo": ((40, 8, 8), (16, 2, 2), 180),     # ~1 h
+    "demo": ((40, 20, 20), (16, 10, 10), 180),  # ~44 min train, ~6k words per test set
     "large": ((80, 16, 16), (80, 6, 6), 200),  # ~5 h
 }
 
-DEFAULT_HOLDOUT = ("espeak:en-029+*", "espeak:en-gb-x-gbcwmd+*", "espeak:*+m7", "espeak:*+f4", "flite:awb")
+DEFAULT_HOLDOUT = ("espeak:en-029+*", "espeak:en-gb-x-gbcwmd+*", "espeak:*+m7", "espeak:*+f4", "flite:awb",
+                   "flite:rms")
 
 
 @dataclass

@@ -13,6 +13,7 @@ from scipy.io import wavfile
 
 from tests.corpus.conftest import ROOT, make_mini_ami
 from hdnn.kaldi.data_dir import DataDir, read_kaldi_map, validate_data_dir
+from mini_ami import config, generate, speakers as spk_design
 
 DIRS = [f"{mic}/{split}" for mic in ("ihm", "sdm1") for split in ("train", "dev", "eval")]
 CMU_PHONES = set("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH "
@@ -148,6 +149,31 @@ def test_reference_timings_match_the_audio(ci_corpus):
         corr = [np.dot(np.roll(mask, lag), energy - energy.mean()) for lag in range(-20, 21)]
         lags.append(int(np.argmax(corr)) - 20)
     assert np.median(np.abs(lags)) <= 2, lags  # within 20 ms
+
+
+# ---------------------------------------------------------------- plans (speakers and meetings, no audio)
+
+@pytest.mark.parametrize("size", sorted(config.SIZES))
+def test_every_planned_speaker_talks_in_a_meeting(size):
+    plan = generate.plan_corpus(config.CorpusConfig(size=size))
+    for split, speakers in plan["speakers"].items():
+        talking = {s for m in plan["meetings"] if m["split"] == split for s in m["speakers"]}
+        assert talking == {s["id"] for s in speakers}, split
+
+
+def test_demo_test_sets_use_varied_held_out_voices():
+    cfg = config.CorpusConfig(size="demo")
+    pools = spk_design.voice_pools(cfg)
+    train_pool = {v for vs in pools["train"].values() for v in vs}
+    plan = generate.plan_corpus(cfg)
+    for split in ("dev", "eval"):
+        held_pool = {v for vs in pools[split].values() for v in vs}
+        assert not held_pool & train_pool and len(pools[split]["flite"]) >= 2
+        voices = collections.Counter(s["base_voice"] for s in plan["speakers"][split])
+        assert set(voices) <= held_pool
+        assert len([v for v in voices if v.startswith("flite:")]) >= 2, voices
+        accents = {v.split(":")[1].split("+")[0] for v in voices if v.startswith("espeak:")}
+        assert len(accents) >= 2 and len(voices) >= 0.75 * sum(voices.values()), voices
 
 
 # ---------------------------------------------------------------- reruns

@@ -191,3 +191,34 @@ def test_decoding_needs_features_and_cmvn(espeak_corpus, espeak_graph, tmp_path)
 def test_steps_answer_help(name):
     p = subprocess.run([sys.executable, str(STEPS / f"{name}.py"), "--help"], capture_output=True, text=True)
     assert p.returncode == 0 and p.stdout.startswith("usage:")
+
+
+def test_coarse_to_fine_search_visits_few_weights_and_finds_the_minimum():
+    from hdnn.gmm.decode import coarse_to_fine
+    from hdnn.scoring import WerResult
+
+    cfg = DecodeConfig(min_lmwt=12, max_lmwt=32, word_ins_penalty=("0.0",), search="coarse")
+    rounds = []
+
+    def wer(lmwt):  # unimodal, minimum at 23
+        return WerResult(1000, 0, 0, 100 + (lmwt - 23) ** 2)
+
+    found = coarse_to_fine(cfg, rounds.append, lambda pts: {p: wer(p[0]) for p in pts})
+    assert [p[0] for p in rounds[0]] == [12, 17, 22, 27, 32]
+    assert len(found) == sum(map(len, rounds)) == len(set(found)) <= 11
+    assert min(found, key=lambda p: wer(p[0]).errors)[0] == 23
+
+
+def test_coarse_search_decodes_fewer_weights_to_the_same_best(espeak_corpus, espeak_graph, espeak_decode, tmp_path):
+    out = tmp_path / "coarse"
+    p = run_step("decode", "--nj", 2, "--progress", "false", "--search", "coarse", "--min-lmwt", 7,
+                 "--max-lmwt", 15, "--word-ins-penalty", "0.0", espeak_graph, espeak_corpus.data, out)
+    decoded = sorted(int(t.name.split("_")[0]) for t in (out / "tra").glob("*_0.0.tra"))
+    assert {7, 9, 11, 13, 15} <= set(decoded) and len(decoded) < 9  # then around the best
+    stats = dict(line.split() for line in (out / "decode_stats.txt").read_text().splitlines())
+    assert int(stats["passes"]) == len(decoded)
+    best, _ = parse_wer_line(p.stdout.strip().splitlines()[-1])
+    grid = {lmwt: parse_wer_line((out / f"wer_{lmwt}_0.0").read_text())[0].wer for lmwt in decoded}
+    assert best.wer == min(grid.values())
+    for lmwt in (9, 11):  # a round decodes as the grid does
+        assert (out / "tra" / f"{lmwt}_0.0.tra").read_text() == (espeak_decode[0] / "tra" / f"{lmwt}_0.0.tra").read_text()
