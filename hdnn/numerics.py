@@ -11,7 +11,8 @@ writes the same bytes on any such CPU, whatever its vendor, its core count or it
 
 The pins are environment variables read when each library loads, so they must be set before
 numpy or torch is imported: `import hdnn` does it (as a default: a variable already set by the
-user wins), and the recipe's path.sh exports them for every process, Kaldi's binaries included
+user wins; HDNN_NUMERICS=native keeps only the thread pins, for speed at the cost of
+repeatability across machines), and the recipe's path.sh exports them for every process, Kaldi's binaries included
 (`shell_exports()`).
 """
 import os
@@ -34,6 +35,8 @@ X86_64 = {
 def pins():
     """{variable: value} of every pin for this machine."""
     out = dict(THREADS)
+    if os.environ.get("HDNN_NUMERICS") == "native":
+        return out
     if platform.machine().lower() in ("x86_64", "amd64"):
         out.update(X86_64)
     return out

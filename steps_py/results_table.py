@@ -55,12 +55,13 @@ def dev_setting(sys_dir):
 
 
 def wer_line_at(decode_dir, setting):
-    """The `%WER ...` line of <decode>/wer_<LMWT>_<WIP>, or None."""
+    """The `%WER ...` line of <decode>/wer_<LMWT>_<WIP> (Kaldi's has the compute-wer command
+    line first), or None."""
     f = Path(decode_dir) / f"wer_{setting[0]}_{setting[1]}"
     if not f.is_file():
         return None
-    line = f.read_text().splitlines()[0].strip()
-    return f"{line} {f}" if line.startswith("%WER") else None
+    line = next((l.strip() for l in f.read_text().splitlines() if l.startswith("%WER")), None)
+    return f"{line} {f}" if line else None
 
 
 def collect(exp_root, mics):
@@ -85,7 +86,7 @@ def significance(exp_root, rows):
     from hdnn.significance import compare, read_decode
 
     settings = {(mic, system): setting for mic, system, _, _, setting in rows}
-    out = ["| mic | set | system A | system B | %WER A | %WER B | p (MAPSSWE) | p (bootstrap) | verdict |",
+    out = ["| mic | set | system A | system B | %WER A | %WER B | p (MAPSSWE) | P(B better) (bootstrap) | verdict |",
            "|---|---|---|---|---:|---:|---:|---:|---|"]
     for mic in dict.fromkeys(r[0] for r in rows):
         for s in SETS:
@@ -101,7 +102,7 @@ def significance(exp_root, rows):
                 else:
                     verdict = f"{b if c.better == 'B' else a} better"
                 out.append(f"| {mic} | {s} | {a} | {b} | {c.wer_a.wer:.2f} | {c.wer_b.wer:.2f} | "
-                           f"{format_p(c.mapsswe_p)} | {format_p(c.bootstrap_p)} | {verdict} |")
+                           f"{format_p(c.mapsswe_p)} | {1.0 - c.bootstrap_p:.3f} | {verdict} |")
     return "\n".join(out)
 
 
@@ -206,8 +207,9 @@ def main(argv=None):
     parts += ["The LM weight and insertion penalty of each system are tuned on dev; eval is scored once, "
               "at dev's setting.", "", format_table(rows), "",
               f"Matched-pair tests on the same utterances (a difference is called a gain only at p < {ALPHA}): "
-              "NIST's MAPSSWE (sclite's sc_stats, two-sided) and a paired bootstrap over utterances "
-              "(10,000 resamples, one-sided: the chance that B is not better than A).", "",
+              "p of NIST's MAPSSWE test (sclite's sc_stats, two-sided), which gives the verdict, and "
+              "the paired bootstrap's probability of improvement (Bisani & Ney 2004: the share of "
+              "10,000 resampled test sets on which B makes fewer errors than A).", "",
               significance(args.exp_root, rows), "",
               "The %WER lines (dev: the best of the sweep; eval: at dev's setting):", "", "```"]
     parts += [l for _, _, _, lines, _ in rows for l in lines.values() if l]

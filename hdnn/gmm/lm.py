@@ -88,9 +88,10 @@ def train_lm(text_file, lang_dir, lm_dir, order=3, prune_thresh=0.0):
         logging.info("before pruning: %s", arpa_counts(arpa))
         arpa = prune_arpa(arpa, prune_thresh)
     out = Path(lm_dir) / f"lm_{order}gram.arpa.gz"
-    with atomic_path(out) as tmp:
-        with gzip.open(tmp, "wt", encoding="utf-8") as f:
-            f.write(arpa)
+    with atomic_path(out) as tmp, open(tmp, "wb") as raw:
+        # no file name or time stamp in the gzip header: the same LM, the same bytes
+        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f:
+            f.write(arpa.encode("utf-8"))
     with atomic_open(Path(lm_dir) / "oov_counts.txt") as f:
         for w, c in sorted(oovs.items(), key=lambda kv: (-kv[1], kv[0])):
             f.write(f"{w} {c}\n")

@@ -11,17 +11,18 @@ SETS = ("dev", "eval")
 
 
 def results_lines(recipe_dir):
-    """{(system, set): regex match} of RESULTS.md's %WER lines."""
+    """{(system, set): regex match} of the %WER lines of RESULTS.md's first block (the protocol's:
+    dev at its best, eval at dev's setting)."""
     out = {}
-    for line in (recipe_dir / "RESULTS.md").read_text().splitlines():
-        if line.startswith("%WER"):
-            m = WER_LINE.fullmatch(line)
-            assert m, f"not in Kaldi's format: {line}"
-            out[(m.group(8), m.group(9))] = m
+    block = (recipe_dir / "RESULTS.md").read_text().split("```")[1]
+    for line in block.strip().splitlines():
+        m = WER_LINE.fullmatch(line)
+        assert m, f"not in Kaldi's format: {line}"
+        out[(m.group(8), m.group(9))] = m
     return out
 
 
-def test_results_md_has_the_best_wer_of_every_system_and_set(py_run):
+def test_results_md_tunes_on_dev_and_scores_eval_once_at_devs_setting(py_run):
     lines = results_lines(py_run.dir)
     assert set(lines) == {(s, t) for s in SYSTEMS for t in SETS}
     for (system, dset), m in lines.items():
@@ -29,18 +30,45 @@ def test_results_md_has_the_best_wer_of_every_system_and_set(py_run):
         assert errors == ins + dels + subs
         assert words == ref_words(py_run.dir / f"data/ihm/{dset}/text")
         assert abs(wer - 100.0 * errors / words) < 0.006
-        # the best of the 3-point sweep (LMWT 9..11, penalty 0.0) scored into the decode dir
-        assert 9 <= int(m[10]) <= 11 and m[11] == "0.0"
         sweep = {p.name: float(p.read_text().split()[1]) for p in (py_run.dir / m[7]).glob("wer_*")}
-        assert sorted(sweep) == ["wer_10_0.0", "wer_11_0.0", "wer_9_0.0"]
-        assert wer == min(sweep.values())
+        if dset == "dev":  # the best of the 3-point sweep (LMWT 9..11, penalty 0.0)
+            assert sorted(sweep) == ["wer_10_0.0", "wer_11_0.0", "wer_9_0.0"]
+            assert wer == min(sweep.values())
+        else:  # searched once, at dev's setting
+            dev = lines[(system, "dev")]
+            assert (m[10], m[11]) == (dev[10], dev[11])
+            assert list(sweep) == [f"wer_{dev[10]}_{dev[11]}"]
+            stats = dict(line.split() for line in (py_run.dir / m[7] / "decode_stats.txt").read_text().splitlines())
+            assert stats["passes"] == "1"
+
+
+def test_results_md_has_the_significance_of_the_papers_comparisons(py_run):
+    from hdnn.significance import compare, read_decode
+
+    text = (py_run.dir / "RESULTS.md").read_text()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| ihm |") and len(line.split("|")) == 11]
+    pairs = {(r[1], r[2], r[3]) for r in rows}
+    assert pairs == {(s, a, b) for s in SETS for a, b in (("teacher", "student_kd"), ("student_ce", "student_kd"),
+                                                          ("dnn_small", "student_ce"), ("tri", "teacher"))}
+    lines = results_lines(py_run.dir)
+    for _, dset, a, b, wer_a, wer_b, p_mapsswe, p_better, verdict in rows:
+        assert 0.0 <= float(p_better) <= 1.0
+        assert float(wer_a) == float(lines[(a, dset)][1]) and float(wer_b) == float(lines[(b, dset)][1])
+        p = 0.0 if p_mapsswe == "<0.001" else float(p_mapsswe)
+        assert (p < 0.05) == (verdict != "no significant difference"), verdict
+    dset, a, b = rows[0][1:4]  # the same test as steps_py/compare_wer.py on the same settings
+    c = compare(*(read_decode(py_run.dir / lines[(x, dset)][7], lines[(x, dset)][10], lines[(x, dset)][11])
+                  for x in (a, b)))
+    assert rows[0][6] in ("<0.001", f"{c.mapsswe_p:.3f}")
 
 
 def test_results_md_counts_parameters_and_records_the_command(py_run):
     text = (py_run.dir / "RESULTS.md").read_text()
     assert "run.sh --backend py --data-root" in text
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ihm |")]
-    rows = {c[1]: c for c in cells}  # mic, system, parameters, dev, eval
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+             if line.startswith("| ihm |") and len(line.split("|")) == 8]
+    rows = {c[1]: c for c in cells}  # mic, system, parameters, dev, eval, setting
     assert set(rows) == set(SYSTEMS)
     params = {s: float(rows[s][2].rstrip("M")) * 1e6 for s in SYSTEMS}
     assert params["student_ce"] == params["student_kd"] < 0.8e6 < params["teacher"]

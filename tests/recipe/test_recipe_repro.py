@@ -1,0 +1,92 @@
+"""The same command, seed and commit write the same bytes: the ci recipe run a second time, in
+other processes, from its own freshly generated corpus, with another --nj and with a busy
+process on every core, against the session's first run (tests/recipe/conftest.py py_run)."""
+import contextlib
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tests.recipe.conftest import check, make_recipe_dir, run_recipe
+
+# Files that record how a run went rather than what it made (times, job splits, commands).
+VOLATILE = re.compile(
+    r"(^|/)(log|q|split\d+(utt)?)/|\.log$|(^|/)\.done(\.\d+)?$|(^|/)(decode_stats\.txt|num_jobs)$"
+    # one file per job: ali.JOB.gz, raw_mfcc_dev.JOB.ark, <LMWT>_<WIP>.JOB.tra, utt2dur.JOB
+    r"|(^|/)(ali|fsts|lat)\.\d+\.gz$|(^|/)raw_\w+\.\d+\.(ark|scp)$|(^|/)\d+_-?\d+\.\d+\.\d+\.tra$"
+    r"|(^|/)utt2(dur|num_frames)\.\d+$"
+    r"|^data/\.mini_ami$")  # stage 0's marker (the first run was given a data root)
+
+
+@contextlib.contextmanager
+def busy_cores():
+    """One busy-looping process per core while the block runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def digest(*chunks):
+    h = hashlib.md5()
+    for c in chunks:
+        h.update(c if isinstance(c, bytes) else str(c).encode())
+    return h.hexdigest()
+
+
+def table_digest(scp):
+    """The matrices of a feats.scp/cmvn.scp, wherever (and in however many archives) they lie."""
+    from hdnn.kaldi.io import MatrixReader
+
+    table = MatrixReader(scp)
+    return digest(*(part for utt in sorted(table.keys()) for part in (utt, np.ascontiguousarray(table[utt]).tobytes())))
+
+
+def artifacts(recipe_dir, corpus_dir):
+    """{name: md5} of what a recipe run made: files byte for byte (the corpus path in text
+    files replaced), tables split over jobs as their merged content."""
+    from hdnn.gmm.align import read_ali_dir
+
+    recipe_dir, out = Path(recipe_dir), {}
+    for top in ("data", "exp", "mfcc", "fbank"):
+        for p in sorted((recipe_dir / top).rglob("*")):
+            rel = str(p.relative_to(recipe_dir))
+            if not p.is_file() or p.is_symlink() or VOLATILE.search(rel) or rel.startswith("data/sdm1/"):
+                continue  # (the first run was given the ihm data only)
+            if p.suffix == ".scp" and (p.name in ("feats.scp", "cmvn.scp") or top in ("mfcc", "fbank")):
+                out[rel] = table_digest(p)
+            else:
+                out[rel] = digest(p.read_bytes().replace(str(corpus_dir).encode(), b"<corpus>"))
+    for ali_dir in sorted({p.parent for p in (recipe_dir / "exp").rglob("ali.1.gz")}):
+        alis = read_ali_dir(ali_dir)
+        out[f"{ali_dir.relative_to(recipe_dir)}/ali.*.gz"] = digest(*(x for u, a in alis.items()
+                                                                      for x in (u, np.asarray(a).tobytes())))
+    for png in ("wer_vs_params.png", "training_curves.png"):
+        out[png] = digest((recipe_dir / png).read_bytes())
+    for wav in sorted(Path(corpus_dir).rglob("*.wav")):
+        out[f"<corpus>/{wav.relative_to(corpus_dir)}"] = digest(wav.read_bytes())
+    return out
+
+
+def test_a_second_run_with_another_nj_on_a_loaded_machine_writes_the_same_bytes(py_run, py_args, ci_corpus, tmp_path):
+    args = list(py_args)
+    i = args.index("--data-root")
+    del args[i:i + 2]
+    recipe = make_recipe_dir(tmp_path / "again")
+    with busy_cores():
+        check(run_recipe(recipe, *args, "--size", "ci", "--nj", "3"))
+    first = artifacts(py_run.dir, Path(ci_corpus).parent / "corpus")
+    second = artifacts(recipe, recipe / "corpus" / "mini_ami")
+    assert sorted(first) == sorted(second)
+    assert sum(k.startswith("<corpus>") for k in first) > 10 and sum("final.pt" in k for k in first) == 4
+    differ = [k for k in first if first[k] != second[k]]
+    assert not differ, f"{len(differ)} of {len(first)} artifacts differ, e.g. {differ[:8]}"
+    results = [(d / "RESULTS.md").read_text().split("\n", 5)[-1] for d in (py_run.dir, recipe)]
+    assert results[0] == results[1]  # all but the command line, which names the recipe dir
