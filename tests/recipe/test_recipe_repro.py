@@ -84,9 +84,12 @@ def test_a_second_run_with_another_nj_on_a_loaded_machine_writes_the_same_bytes(
         check(run_recipe(recipe, *args, "--size", "ci", "--nj", "3"))
     first = artifacts(py_run.dir, Path(ci_corpus).parent / "corpus")
     second = artifacts(recipe, recipe / "corpus" / "mini_ami")
-    assert sorted(first) == sorted(second)
-    assert sum(k.startswith("<corpus>") for k in first) > 10 and sum("final.pt" in k for k in first) == 4
-    differ = [k for k in first if first[k] != second[k]]
-    assert not differ, f"{len(differ)} of {len(first)} artifacts differ, e.g. {differ[:8]}"
+    # the first run's dir is shared with other tests, which may add files (e.g. real Kaldi's
+    # prepare_lang.sh writes dict/lexiconp.txt), never what the recipe made
+    assert not set(second) - set(first), sorted(set(second) - set(first))[:8]
+    assert sum(k.startswith("<corpus>") for k in second) > 10 and sum("final.pt" in k for k in second) == 4
+    assert len(second) > 500
+    differ = [k for k in second if first[k] != second[k]]
+    assert not differ, f"{len(differ)} of {len(second)} artifacts differ, e.g. {differ[:8]}"
     results = [(d / "RESULTS.md").read_text().split("\n", 5)[-1] for d in (py_run.dir, recipe)]
     assert results[0] == results[1]  # all but the command line, which names the recipe dir
