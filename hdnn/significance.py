@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from hdnn.errors import HdnnError
+from hdnn.kaldi.data_dir import read_kaldi_map
 from hdnn.scoring import WerResult, find_sclite, run_sclite, sclite_speaker, write_trn
 
 log = logging.getLogger(__name__)
@@ -90,22 +91,6 @@ class Comparison:
 
 # ---------------------------------------------------------------- reading decode dirs
 
-def read_texts(path: Path) -> Texts:
-    """{utt: [words]} of a `utt word word ...` file, in file order."""
-    path = Path(path)
-    if not path.is_file():
-        raise HdnnError(f"{path}: no such file (score the decode dir first)")
-    out: Texts = {}
-    for num, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        f = line.split()
-        if not f:
-            continue
-        if f[0] in out:
-            raise HdnnError(f"{path}:{num}: utterance {f[0]} appears twice")
-        out[f[0]] = f[1:]
-    return out
-
-
 def best_setting(decode_dir: Path) -> Tuple[str, str]:
     """(LMWT, WIP) of scoring_kaldi/best_wer, whose last field ends in wer_<LMWT>_<WIP>."""
     path = Path(decode_dir) / "scoring_kaldi" / "best_wer"
@@ -127,9 +112,9 @@ def read_decode(decode_dir, lmwt: Optional[str] = None, wip: Optional[str] = Non
         best_lmwt, best_wip = best_setting(decode_dir)
         lmwt, wip = lmwt or best_lmwt, wip or best_wip
     scoring = decode_dir / "scoring_kaldi"
-    ref = read_texts(scoring / "test_filt.txt")
+    ref = read_kaldi_map(scoring / "test_filt.txt", multi=True)
     hyp_path = scoring / f"penalty_{wip}" / f"{lmwt}.txt"
-    hyp = read_texts(hyp_path)
+    hyp = read_kaldi_map(hyp_path, multi=True)
     extra = next((u for u in hyp if u not in ref), None)
     if extra is not None:
         raise HdnnError(f"{hyp_path}: utterance {extra} is not in {scoring / 'test_filt.txt'}")

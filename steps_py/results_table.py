@@ -5,7 +5,6 @@ setting. Then matched-pair significance tests (sclite's MAPSSWE and a paired boo
 utterances, hdnn/significance.py) for the comparisons the paper makes, parameter counts, a plot
 of WER against parameters (wer_vs_params.png) and the nnets' training curves
 (training_curves.png: cross-validation cross-entropy and frame accuracy per epoch)."""
-import re
 from pathlib import Path
 
 from hdnn.cli import get_parser, run_main, setup_logging
@@ -48,10 +47,11 @@ def num_parameters(sys_dir):
 
 
 def dev_setting(sys_dir):
-    """(lmwt, wip) strings of the best dev setting of a system, or None."""
-    line = best_wer_line(Path(sys_dir) / "decode_dev")
-    m = re.search(r"wer_(\d+)_([-\d.]+)\s*$", line or "")
-    return m.groups() if m else None
+    """(lmwt, wip) strings of the best dev setting of a system, or None when dev is not scored."""
+    from hdnn.significance import best_setting
+
+    dev = Path(sys_dir) / "decode_dev"
+    return best_setting(dev) if best_wer_line(dev) else None
 
 
 def wer_line_at(decode_dir, setting):

@@ -72,8 +72,7 @@ class TrainingData:
         if nj > len(speakers):
             raise HdnnError(f"{data.path}: cannot split {len(speakers)} speakers into {nj} jobs (use a smaller --nj)")
         speaker_utts = [[u for u in data.spk2utt[s] if u in word_ids and u in feats] for s in speakers]
-        jobs = [[u for s in part for u in data.spk2utt[s] if u in word_ids and u in feats]
-                for part in split_list(speakers, nj)]
+        jobs = [[u for utts in part for u in utts] for part in split_list(speaker_utts, nj)]
         if not any(jobs):
             raise HdnnError(f"{data.path}: no utterance has both features and a transcript")
         return cls(data.path, lang, feats, word_ids, jobs, speaker_utts)
