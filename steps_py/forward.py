@@ -6,6 +6,8 @@ latgen-faster-mapped. Alternatively log-posteriors, or top-k posteriors (a Kaldi
 table, e.g. stored teacher targets for train.py --teacher-post).
 
 The features are prepared as in training (the model dir's feature_opts.json, global_cmvn.npz).
+With --spk-params DIR each utterance is forwarded through its speaker's adapted model
+(DIR/<spk>.pt from steps_py/adapt.py, found through utt2spk); a speaker without a file is an error.
 """
 from hdnn.cli import get_parser, run_main, set_torch_threads, setup_logging, str2bool
 from hdnn.nnet.forward import OUTPUTS
@@ -13,7 +15,8 @@ from hdnn.nnet.forward import OUTPUTS
 USAGE = """%(prog)s [options] <data-dir> <model-dir> <wspecifier>
  e.g.: %(prog)s data/dev exp/hdnn ark,scp:exp/hdnn/loglikes_dev.ark,exp/hdnn/loglikes_dev.scp
        %(prog)s data/dev exp/hdnn ark:- | latgen-faster-mapped ... ark:- ...
-       %(prog)s --output posteriors --topk 20 data/train exp/dnn ark,scp:post.ark,post.scp"""
+       %(prog)s --output posteriors --topk 20 data/train exp/dnn ark,scp:post.ark,post.scp
+       %(prog)s --spk-params exp/hdnn_adapt/spk data/dev exp/hdnn_adapt ark:- | ..."""
 
 
 def get_args(argv=None):
@@ -28,6 +31,7 @@ def get_args(argv=None):
     p.add_argument("--topk", type=int, default=20, help="posteriors: pdfs kept per frame")
     p.add_argument("--min-weight", type=float, default=0.0, help="posteriors: drop pdfs under this weight")
     p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of (log-)posteriors")
+    p.add_argument("--spk-params", help="dir of per-speaker adapted parameters (<spk>.pt, steps_py/adapt.py)")
     p.add_argument("--log-file", help="also log to this file")
     p.add_argument("--verbose", type=str2bool, default=False)
     return p.parse_args(argv)
@@ -40,7 +44,7 @@ def main(argv=None):
     from hdnn.nnet.forward import forward_dir
 
     forward_dir(args.data_dir, args.model_dir, args.wspecifier, args.output, args.model, args.class_frame_counts,
-                args.prior_floor, args.topk, args.min_weight, args.temperature)
+                args.prior_floor, args.topk, args.min_weight, args.temperature, args.spk_params)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,13 @@ from hdnn.errors import atomic_open
 USAGE = """%(prog)s [options] <exp-root> <results-md>
  e.g.: %(prog)s --mics ihm,sdm1 exp RESULTS.md"""
 
-SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "dnn_small")
+SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "dnn_small", "student_adapt_unsup",
+           "student_adapt_teacher", "student_adapt_sup")
 SETS = ("dev", "eval")
 # (A, B): B is expected to be better, or (teacher vs student) the gap the student should close.
 COMPARISONS = (("teacher", "student_kd"), ("student_ce", "student_kd"), ("dnn_small", "student_ce"),
-               ("tri", "teacher"))
+               ("tri", "teacher"), ("student_kd", "student_adapt_unsup"), ("student_kd", "student_adapt_teacher"),
+               ("student_kd", "student_adapt_sup"))
 ALPHA = 0.05
 
 
@@ -44,6 +46,17 @@ def num_parameters(sys_dir):
         # per Gaussian: a weight, a mean and a variance vector
         return am.num_gauss * (2 * am.dim + 1)
     return None
+
+
+def speaker_parameters(sys_dir):
+    """Adapted parameters per speaker of an adapted system (<sys_dir>/spk/*.pt), or None."""
+    files = sorted((Path(sys_dir) / "spk").glob("*.pt"))
+    if not files:
+        return None
+    import torch
+
+    blob = torch.load(files[0], map_location="cpu", weights_only=True)
+    return sum(t.numel() for t in blob["params"].values())
 
 
 def dev_setting(sys_dir):
@@ -76,7 +89,7 @@ def collect(exp_root, mics):
                 continue
             lines = {"dev": best_wer_line(sys_dir / "decode_dev"),
                      "eval": wer_line_at(sys_dir / "decode_eval", setting)}
-            rows.append((mic, system, num_parameters(sys_dir), lines, setting))
+            rows.append((mic, system, (num_parameters(sys_dir), speaker_parameters(sys_dir)), lines, setting))
     return rows
 
 
@@ -117,9 +130,11 @@ def wer_of(line):
 def format_table(rows):
     out = ["| mic | system | parameters | dev %WER (best) | eval %WER (at dev's setting) | LM weight, penalty |",
            "|---|---|---:|---:|---:|---|"]
-    for mic, system, params, lines, setting in rows:
+    for mic, system, (params, per_spk), lines, setting in rows:
         cells = [f"{wer_of(lines[s]):.2f}" if lines[s] else "-" for s in SETS]
         p = f"{params / 1e6:.2f}M" if params else "-"
+        if per_spk:
+            p += f" (+{per_spk / 1e3:.1f}k per speaker)"
         out.append(f"| {mic} | {system} | {p} | {cells[0]} | {cells[1]} | {setting[0]}, {setting[1]} |")
     return "\n".join(out)
 
@@ -133,7 +148,8 @@ def plot_wer_vs_params(rows, png):
     fig, ax = plt.subplots(figsize=(6, 4))
     for mic in sorted({r[0] for r in rows}):
         for s, marker in zip(SETS, "os"):
-            pts = [(p, wer_of(l[s]), name) for m, name, p, l, _ in rows if m == mic and p and l[s]]
+            pts = [(p, wer_of(l[s]), name) for m, name, (p, per_spk), l, _ in rows
+                   if m == mic and p and l[s] and not per_spk]
             if not pts:
                 continue
             ax.scatter([p for p, _, _ in pts], [w for _, w, _ in pts], marker=marker, label=f"{mic} {s}")

@@ -11,7 +11,9 @@
 #   3 mono                   4 tri + graph + GMM decode
 #   5 teacher DNN (CE)       6 student HDNN (CE) + small DNN (CE)
 #   7 student HDNN (KD)      8 nnet decoding            9 results table
-# Seams for later stages: denominator lattices + sMBR after 7, gate-only adaptation after 8.
+#  10 speaker adaptation of the KD student's gates (unsupervised, teacher-labelled, supervised),
+#     decoding, results table
+# Seam for a later stage: denominator lattices + sMBR after 7.
 #
 # --backend kaldi runs the GMM, lang, graph, decoding and scoring steps with Kaldi's own
 # steps/ and utils/ (linked from $KALDI_ROOT/egs/wsj/s5) and pipes the nnets' log-likelihoods
@@ -44,6 +46,10 @@ kd_lambda=0.5
 kd_temperature=2.0
 train_opts=        # extra options for every steps_py/train.py run
 nnet_systems="teacher student_ce dnn_small student_kd"   # what stage 8 decodes
+# Stage 10: per-speaker adaptation of student_kd on each test set (steps_py/adapt.py): targets from
+# its first pass (unsup), the teacher's posteriors (teacher), the reference (sup: an oracle bound).
+adapt_systems="student_adapt_unsup student_adapt_teacher student_adapt_sup"
+adapt_opts="--update gates"
 made_by=           # the command recorded in RESULTS.md (default: this run.sh command line)
 run_info=          # a line on the run recorded in RESULTS.md (commit, date, wall time)
 # LM weight x word insertion penalty sweeps of the scoring, for both backends (local/score.sh).
@@ -63,7 +69,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems adapt_systems adapt_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -176,12 +182,18 @@ fi
 # SCORING-OPTS, eval is decoded once, at the LM weight and penalty dev chose (the honest protocol).
 sweep_opts() {
   if [ $2 = dev ]; then echo "--search $lmwt_search $3"; return; fi
+  local setting; setting=$(dev_setting $1)
+  set -- $setting
+  echo "--min-lmwt $1 --max-lmwt $1 --word-ins-penalty $2"
+}
+
+# dev_setting SYSTEM-DIR: "LMWT WIP" of the system's best dev score.
+dev_setting() {
   local best=$1/decode_dev/scoring_kaldi/best_wer
   [ -f $best ] || { echo "$0: $best is missing: decode dev first (eval is decoded at dev's setting)" >&2; exit 1; }
   local setting; setting=$(sed -n 's:.*/wer_\([0-9]*\)_\([-0-9.]*\)$:\1 \2:p' $best)
   [ -n "$setting" ] || { echo "$0: $best: no wer_<LMWT>_<WIP> in it" >&2; exit 1; }
-  set -- $setting
-  echo "--min-lmwt $1 --max-lmwt $1 --word-ins-penalty $2"
+  echo $setting
 }
 
 # decode_gmm SET: decode and score a set with the tri GMM.
@@ -231,6 +243,9 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     --kd-lambda $kd_lambda --kd-temperature $kd_temperature
 fi
 
+# spk_opts NNET-DIR: forward.py's options for a speaker-adapted system (stage 10).
+spk_opts() { if [ -d $1/spk ]; then echo "--spk-params $1/spk"; fi; }
+
 # decode_nnet SYSTEM SET: log-likelihoods (log-posteriors - log-priors) of an nnet, decoded
 # with the tri graph and the transition model of tri_ali, then scored.
 decode_nnet() {
@@ -242,14 +257,14 @@ decode_nnet() {
     mkdir -p $dir/log
     echo $nj > $dir/num_jobs
     $decode_cmd JOB=1:$nj $dir/log/decode.JOB.log set -o pipefail \; \
-      python $HDNN_ROOT/steps_py/forward.py $fbank/split$nj/JOB $nnet ark:- \| \
+      python $HDNN_ROOT/steps_py/forward.py $(spk_opts $nnet) $fbank/split$nj/JOB $nnet ark:- \| \
       latgen-faster-mapped --beam=$beam --max-active=$max_active --lattice-beam=$lattice_beam \
         --acoustic-scale=$acwt --allow-partial=true --word-symbol-table=$graph/words.txt \
         $exp/tri_ali/final.mdl $graph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
     local/score.sh --cmd "$decode_cmd" $nnet_scoring_opts $fbank $graph $dir
   else
     local opts; opts=$(sweep_opts $nnet $2 "$nnet_scoring_opts")
-    py forward --log-file $dir/log/forward.log $fbank $nnet ark,scp:$dir/loglikes.ark,$dir/loglikes.scp
+    py forward --log-file $dir/log/forward.log $(spk_opts $nnet) $fbank $nnet ark,scp:$dir/loglikes.ark,$dir/loglikes.scp
     py decode_mapped --nj $nj $nnet_decode_opts $opts $graph $fbank $exp/tri_ali scp:$dir/loglikes.scp $dir
     rm -f $dir/loglikes.ark $dir/loglikes.scp
   fi
@@ -265,10 +280,77 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   done
 fi
 
-if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
-  log "Stage 9: results"
+results() {
   py results_table --mics ihm,sdm1 --command "${made_by:-$command_line}" --run-info "$run_info" exp RESULTS.md
   cat RESULTS.md
+}
+
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  log "Stage 9: results"
+  results
+fi
+
+# align_nnet SYSTEM DATA ALI-DIR: DATA's transcripts aligned with the nnet SYSTEM as
+# steps/nnet/align.sh does (align-compiled-mapped on its log-likelihoods, tri_ali's final.mdl).
+align_nnet() {
+  local nnet=$exp/$1 d=$2 dir=$3
+  mkdir -p $dir/log
+  if [ $backend = kaldi ]; then
+    utils/split_data.sh $d $nj
+    cp $exp/tri_ali/final.mdl $exp/tri_ali/tree $dir/
+    echo $nj > $dir/num_jobs
+    $train_cmd JOB=1:$nj $dir/log/align.JOB.log set -o pipefail \; \
+      compile-train-graphs --read-disambig-syms=data/lang/phones/disambig.int $dir/tree $dir/final.mdl \
+        data/lang/L.fst "ark:utils/sym2int.pl --map-oov $(cat data/lang/oov.int) -f 2- data/lang/words.txt $d/split$nj/JOB/text |" ark:- \| \
+      align-compiled-mapped --transition-scale=1.0 --acoustic-scale=0.1 --self-loop-scale=0.1 --beam=10 \
+        --retry-beam=40 $dir/final.mdl ark:- \
+        "ark:python $HDNN_ROOT/steps_py/forward.py $d/split$nj/JOB $nnet ark:- |" "ark:|gzip -c > $dir/ali.JOB.gz"
+  else
+    py forward --log-file $dir/log/forward.log $d $nnet ark,scp:$dir/loglikes.ark,$dir/loglikes.scp
+    py align_mapped --nj $nj $d data/lang $exp/tri_ali scp:$dir/loglikes.scp $dir
+    rm -f $dir/loglikes.ark $dir/loglikes.scp
+  fi
+}
+
+# first_pass SET DIR: a copy of SET's fbank data dir whose text is student_kd's output on it at
+# dev's LM weight and penalty (the unsupervised adaptation's transcripts).
+first_pass() {
+  local setting; setting=$(dev_setting $exp/student_kd)
+  set -- $1 $2 $setting
+  local hyp=$exp/student_kd/decode_$1/scoring_kaldi/penalty_$4/$3.txt
+  need $hyp 8
+  rm -rf $2 && mkdir -p $2
+  cp $data/${1}_fbank/{feats.scp,cmvn.scp,utt2spk,spk2utt} $2/
+  cp $hyp $2/text
+}
+
+# adapt SYSTEM SET: adapt student_kd to every speaker of SET (stage 10's targets by SYSTEM).
+adapt() {
+  local dir=$exp/$1 fbank=$data/${2}_fbank
+  case $1 in
+    student_adapt_teacher)
+      need $exp/teacher/.done 5
+      py adapt $adapt_opts --teacher $exp/teacher/final.pt $fbank $exp/student_kd $dir ;;
+    student_adapt_unsup)
+      first_pass $2 $dir/data_$2
+      align_nnet student_kd $dir/data_$2 $dir/ali_$2
+      py adapt $adapt_opts $fbank $exp/student_kd $dir/ali_$2 $dir ;;
+    student_adapt_sup)
+      align_nnet student_kd $fbank $dir/ali_$2
+      py adapt $adapt_opts $fbank $exp/student_kd $dir/ali_$2 $dir ;;
+    *) echo "$0: unknown adapted system $1 (student_adapt_unsup|student_adapt_teacher|student_adapt_sup)" >&2
+       exit 1 ;;
+  esac
+}
+
+if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
+  log "Stage 10: speaker adaptation of student_kd ($adapt_opts): $adapt_systems"
+  need $exp/student_kd/decode_eval/.done 8
+  for sys in $adapt_systems; do
+    for s in dev eval; do step $exp/$sys/adapt_$s adapt $sys $s; done
+    for s in dev eval; do step $exp/$sys/decode_$s decode_nnet $sys $s; done
+  done
+  results
 fi
 
 log "Done (stages $stage..$stop_stage, mic $mic, backend $backend)"

@@ -91,8 +91,17 @@ def boost_silence(am, tm, silence_phones, boost):
                       for p, g in enumerate(am.pdfs)])
 
 
-def align_utterances(ktm, kam, graphs, feats, beam=10.0, retry_beam=40.0, careful=False):
-    """gmm-align-compiled over {utt: graph} and {utt: features}: Viterbi alignments.
+def mapped_decodable(tid_cols):
+    """The decodable of align-compiled-mapped / latgen-faster-mapped: a matrix of pdf
+    log-likelihoods (an nnet's) mapped to transition-id columns and scaled as Kaldi does."""
+    def decodable(loglikes):
+        return khg.DecodableCtc(np.ascontiguousarray(ACOUSTIC_SCALE * loglikes[:, tid_cols], dtype=np.float32))
+    return decodable
+
+
+def align_utterances(ktm, kam, graphs, feats, beam=10.0, retry_beam=40.0, careful=False, decodable=None):
+    """gmm-align-compiled over {utt: graph} and {utt: features}: Viterbi alignments; with
+    `decodable` (features -> a khg decodable, e.g. mapped_decodable), align-compiled-mapped.
 
     An utterance failing at `beam` is retried at `retry_beam`, then skipped and counted
     (in the result's `retried` and `failed` lists).
@@ -105,7 +114,10 @@ def align_utterances(ktm, kam, graphs, feats, beam=10.0, retry_beam=40.0, carefu
         g = graph.copy()
         khg.add_transition_probs(trans_model=ktm, disambig_syms=[], transition_scale=TRANSITION_SCALE,
                                  self_loop_scale=SELF_LOOP_SCALE, fst=g)
-        dec = khg.DecodableAmDiagGmmScaled(am=kam, tm=ktm, feats=x, scale=ACOUSTIC_SCALE)
+        if decodable is None:
+            dec = khg.DecodableAmDiagGmmScaled(am=kam, tm=ktm, feats=x, scale=ACOUSTIC_SCALE)
+        else:
+            dec = decodable(x)
         done, err, retried, like, frames, ali, _ = khg.align_utterance_wrapper(
             config=config, utt=utt, acoustic_scale=ACOUSTIC_SCALE, fst=g, decodable=dec, num_done=0,
             num_error=0, num_retried=0, tot_like=0.0, frame_count=0)

@@ -267,6 +267,7 @@ class Trainer:
         self.beam, self.retry_beam, self.careful = beam, retry_beam, careful
         self.graphs = None
         self.alignments = {}
+        self.decodable = None  # features -> decodable; None: the GMM's likelihoods
 
     def compile_graphs(self):
         """compile-train-graphs for every utterance (kept for the whole run, as fsts.JOB.gz)."""
@@ -300,7 +301,8 @@ class Trainer:
         _, ktm, kam = system.khg()
         utts = self.data.jobs[job - 1]
         return align_utterances(ktm, kam, {u: self.graphs[u] for u in utts}, self.data.feats,
-                                beam=beam, retry_beam=self.retry_beam, careful=self.careful)
+                                beam=beam, retry_beam=self.retry_beam, careful=self.careful,
+                                decodable=self.decodable)
 
     def align(self, out_dir=None, beam=None):
         """gmm-align-compiled over all jobs; writes <out_dir>/ali.JOB.gz when given."""
@@ -340,6 +342,33 @@ def align_si(data_dir, lang_dir, src_dir, out_dir, nj=4, beam=10.0, retry_beam=4
         if (Path(src_dir) / name).exists():
             shutil.copyfile(Path(src_dir) / name, out / name)
     log.info("align_si: %s", result.summary())
+    return result
+
+
+def align_mapped(data_dir, lang_dir, model_dir, loglikes_scp, out_dir, nj=4, beam=10.0, retry_beam=40.0):
+    """align-compiled-mapped as steps/nnet/align.sh runs it: the transcripts of `data_dir`
+    aligned with an nnet's pdf log-likelihoods (a scp table), the transition model and tree of
+    <model_dir>; writes <out_dir>/{ali.JOB.gz,final.mdl,tree,num_jobs}."""
+    from hdnn.gmm.align import mapped_decodable
+    from hdnn.gmm.decode import tid_columns
+    from hdnn.kaldi.io import MatrixReader
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    system = GmmSystem.load(model_dir)
+    _, ktm, _ = system.khg()
+    loglikes = MatrixReader(loglikes_scp)
+    data = TrainingData.load(data_dir, lang_dir, nj, feats=loglikes)
+    first = next((u for utts in data.jobs for u in utts), None)
+    if first is not None and loglikes[first].shape[1] != ktm.num_pdfs:
+        raise HdnnError(f"{loglikes.scp_path}: utterance {first} has {loglikes[first].shape[1]} columns, "
+                        f"{model_dir}/final.mdl has {ktm.num_pdfs} pdfs")
+    write_num_jobs(out, data.nj)
+    trainer = Trainer(data, system, beam=beam, retry_beam=retry_beam)
+    trainer.decodable = mapped_decodable(tid_columns(ktm))
+    result = trainer.align(out)
+    system.save(out, "final.mdl")
+    log.info("align_mapped: %s", result.summary())
     return result
 
 

@@ -24,6 +24,18 @@ def glorot_init(linear, activation):
     nn.init.zeros_(linear.bias)
 
 
+def lhuc_scale(a):
+    """LHUC amplitudes 2 sigmoid(a) in (0, 2), 1 at a = 0 (Swietojanski & Renals, 2014)."""
+    return 2 * torch.sigmoid(a)
+
+
+def add_lhuc(model):
+    """Give ``model`` LHUC parameters (zeros: it computes what it did) and return them. They
+    are not part of the architecture (``config``); speaker adaptation learns them."""
+    model.lhuc = nn.Parameter(torch.zeros(model.lhuc_shape()))
+    return model.lhuc
+
+
 class DNN(nn.Module):
     """Feed-forward DNN: ``layers`` hidden layers of ``units`` units, then a linear senone layer."""
 
@@ -40,9 +52,19 @@ class DNN(nn.Module):
         for layer in self.hidden[::2]:
             glorot_init(layer, activation)
         glorot_init(self.output, "linear")
+        self.register_parameter("lhuc", None)
 
     def forward(self, x):
-        return self.output(self.hidden(x))
+        if self.lhuc is None:
+            return self.output(self.hidden(x))
+        h = x
+        for l in range(self.config["layers"]):
+            h = self.hidden[2 * l + 1](self.hidden[2 * l](h)) * lhuc_scale(self.lhuc[l])
+        return self.output(h)
+
+    def lhuc_shape(self):
+        """(scaled layers, units): the shape of the LHUC parameters (one scale per hidden unit)."""
+        return self.config["layers"], self.config["units"]
 
     def gate_parameters(self):
         """A DNN has no gates."""
@@ -77,6 +99,7 @@ class HDNN(nn.Module):
         for layer in (self.input, *self.hidden, *self.transform_gates, *self.carry_gates):
             glorot_init(layer, "sigmoid")
         glorot_init(self.output, "linear")
+        self.register_parameter("lhuc", None)
 
     def _gates(self, l, h):
         i = 0 if self.config["tied_gates"] else l
@@ -85,11 +108,18 @@ class HDNN(nn.Module):
         return t, c
 
     def forward(self, x):
-        h = torch.sigmoid(self.input(x))
+        h = self._lhuc(0, torch.sigmoid(self.input(x)))
         for l, layer in enumerate(self.hidden):
             t, c = self._gates(l, h)
-            h = torch.sigmoid(layer(h)) * t + h * c
+            h = self._lhuc(l + 1, torch.sigmoid(layer(h)) * t + h * c)
         return self.output(h)
+
+    def _lhuc(self, l, h):
+        return h if self.lhuc is None else h * lhuc_scale(self.lhuc[l])
+
+    def lhuc_shape(self):
+        """(scaled layers, units): the input layer's and every highway layer's output."""
+        return self.config["layers"] + 1, self.config["units"]
 
     def gate_parameters(self):
         """The gate weights and biases: what gate-only sMBR training and adaptation update."""

@@ -20,21 +20,25 @@ NUM_PDFS = 6
 FEAT_DIM = 5
 
 
-def make_data_dir(root, num_spk=8, utts_per_spk=4, seed=0, frames=(40, 70), feat_dim=FEAT_DIM):
+def make_data_dir(root, num_spk=8, utts_per_spk=4, seed=0, frames=(40, 70), feat_dim=FEAT_DIM, speaker_warp=0.0):
     """Write <root>/data (feats, cmvn, utt2spk, spk2utt, text) and <root>/ali.{ark,scp};
-    return (data dir, pdf alignment rspecifier)."""
+    return (data dir, pdf alignment rspecifier). With ``speaker_warp``, each speaker's frames
+    also go through their own linear map I + speaker_warp * N(0, 1), which CMVN does not undo
+    (something for speaker adaptation to learn)."""
     rng = np.random.default_rng(seed)
     means = rng.normal(0, 1.2, size=(NUM_PDFS, feat_dim))
     data, feats, ali, utt2spk = root / "data", {}, {}, {}
     for s in range(num_spk):
         spk = f"spk{s:02d}"
         offset = rng.normal(0, 3, size=feat_dim)
+        warp = np.eye(feat_dim) + speaker_warp * rng.normal(size=(feat_dim, feat_dim)) if speaker_warp else None
         for u in range(utts_per_spk):
             utt = f"{spk}-utt{u:02d}"
             num_frames = int(rng.integers(*frames))
             lengths = rng.integers(3, 9, size=num_frames)
             pdfs = np.repeat(rng.integers(0, NUM_PDFS, size=num_frames), lengths)[:num_frames]
-            feats[utt] = (means[pdfs] + offset + rng.normal(0, 1, size=(num_frames, feat_dim))).astype(np.float32)
+            x = means[pdfs] + offset + rng.normal(0, 1, size=(num_frames, feat_dim))
+            feats[utt] = (x if warp is None else x @ warp.T).astype(np.float32)
             ali[utt], utt2spk[utt] = pdfs.astype(np.int32), spk
     spk2utt = {}
     for utt, spk in utt2spk.items():

@@ -110,6 +110,7 @@ def clone_for_decoding(src_dir, dst_dir, system, ali="tri_ali"):
     recipe dir src_dir, writing its own decode dirs; `ali` stands in for tri_ali."""
     dst = make_recipe_dir(dst_dir)
     shutil.copytree(Path(src_dir) / "data" / "ihm", dst / "data" / "ihm", symlinks=True)
+    (dst / "data" / "lang").symlink_to(Path(src_dir) / "data" / "lang")
     exp = dst / "exp" / "ihm"
     exp.mkdir(parents=True)
     (exp / "tri").symlink_to(Path(src_dir) / "exp" / "ihm" / "tri")

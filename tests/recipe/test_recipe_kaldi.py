@@ -2,6 +2,7 @@
 and utils/, and our student's log-likelihoods through the real latgen-faster-mapped."""
 import re
 
+import numpy as np
 import pytest
 
 from tests.recipe.conftest import FAST, WER_LINE, check, clone_for_decoding, make_recipe_dir, ref_words, run_recipe
@@ -102,3 +103,26 @@ def test_a_failing_kaldi_job_fails_the_stage(kaldi, py_run, fast_dnn_conf, tmp_p
     assert re.search(r"run\.pl: \d+ / 2 failed, log is in exp/ihm/student_ce/decode_dev/log/decode\.\*\.log",
                      run.output), run.tail()
     assert "Stage 9" not in run.output
+
+
+def test_stage_10_aligns_with_kaldis_align_compiled_mapped(kaldi, py_run, fast_dnn_conf, tmp_path):
+    """Supervised adaptation through the Kaldi backend: compile-train-graphs | align-compiled-mapped
+    on our student's log-likelihoods align as steps_py/align_mapped.py does, and the adapted
+    student is decoded by latgen-faster-mapped."""
+    from hdnn.gmm.align import read_ali_dir
+
+    recipe = clone_for_decoding(py_run.dir, tmp_path / "kaldi_adapt", "student_kd")
+    check(run_recipe(recipe, "--backend", "kaldi", *FAST, "--decode-dnn-config", fast_dnn_conf, "--stage", 8,
+                     "--nnet-systems", "student_kd", "--adapt-systems", "student_adapt_sup", kaldi_root=kaldi))
+    exp = recipe / "exp" / "ihm" / "student_adapt_sup"
+    for dset in ("dev", "eval"):
+        assert "align-compiled-mapped" in (exp / f"ali_{dset}" / "log" / "align.1.log").read_text()
+        kaldi_ali = read_ali_dir(exp / f"ali_{dset}")
+        py_ali = read_ali_dir(py_run.dir / "exp" / "ihm" / "student_adapt_sup" / f"ali_{dset}")
+        assert set(kaldi_ali) == set(py_ali)
+        same = sum(np.array_equal(a, py_ali[u]) for u, a in kaldi_ali.items()) / len(kaldi_ali)
+        print(f"{dset}: {100 * same:.0f}% of the alignments identical")
+        assert same >= 0.9
+        log = (exp / f"decode_{dset}" / "log" / "decode.1.log").read_text()
+        assert "--spk-params" in log and "latgen-faster-mapped" in log
+        assert best_wer(exp / f"decode_{dset}")

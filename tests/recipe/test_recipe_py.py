@@ -7,6 +7,7 @@ from tests.recipe.conftest import FAST, WER_LINE, clone_for_decoding, make_recip
 
 SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "dnn_small")
 NNETS = SYSTEMS[1:]
+ADAPTED = ("student_adapt_unsup", "student_adapt_teacher", "student_adapt_sup")  # stage 10
 SETS = ("dev", "eval")
 
 
@@ -24,7 +25,7 @@ def results_lines(recipe_dir):
 
 def test_results_md_tunes_on_dev_and_scores_eval_once_at_devs_setting(py_run):
     lines = results_lines(py_run.dir)
-    assert set(lines) == {(s, t) for s in SYSTEMS for t in SETS}
+    assert set(lines) == {(s, t) for s in SYSTEMS + ADAPTED for t in SETS}
     for (system, dset), m in lines.items():
         wer, errors, words, ins, dels, subs = float(m[1]), *map(int, m.groups()[1:6])
         assert errors == ins + dels + subs
@@ -50,7 +51,8 @@ def test_results_md_has_the_significance_of_the_papers_comparisons(py_run):
             if line.startswith("| ihm |") and len(line.split("|")) == 11]
     pairs = {(r[1], r[2], r[3]) for r in rows}
     assert pairs == {(s, a, b) for s in SETS for a, b in (("teacher", "student_kd"), ("student_ce", "student_kd"),
-                                                          ("dnn_small", "student_ce"), ("tri", "teacher"))}
+                                                          ("dnn_small", "student_ce"), ("tri", "teacher"),
+                                                          *(("student_kd", x) for x in ADAPTED))}
     lines = results_lines(py_run.dir)
     for _, dset, a, b, wer_a, wer_b, p_mapsswe, p_better, verdict in rows:
         assert 0.0 <= float(p_better) <= 1.0
@@ -69,10 +71,12 @@ def test_results_md_counts_parameters_and_records_the_command(py_run):
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
              if line.startswith("| ihm |") and len(line.split("|")) == 8]
     rows = {c[1]: c for c in cells}  # mic, system, parameters, dev, eval, setting
-    assert set(rows) == set(SYSTEMS)
-    params = {s: float(rows[s][2].rstrip("M")) * 1e6 for s in SYSTEMS}
+    assert set(rows) == set(SYSTEMS + ADAPTED)
+    params = {s: float(rows[s][2].split()[0].rstrip("M")) * 1e6 for s in SYSTEMS + ADAPTED}
     assert params["student_ce"] == params["student_kd"] < 0.8e6 < params["teacher"]
     assert params["dnn_small"] < 0.8e6
+    for s in ADAPTED:  # the student's, plus its tied gates per speaker: 2 (64^2 + 64)
+        assert params[s] == params["student_kd"] and rows[s][2].endswith("(+8.3k per speaker)")
     for png in ("wer_vs_params.png", "training_curves.png"):
         assert f"]({png})" in text and (py_run.dir / png).stat().st_size > 1000
 
@@ -85,7 +89,10 @@ def test_every_step_logs_to_its_exp_dir(py_run):
     for n in NNETS:
         assert "finished after epoch 2" in (exp / n / "log" / "train.log").read_text()
         assert (exp / n / "curves.png").exists()
-    for s in SYSTEMS:
+    for s in ADAPTED:
+        for t in SETS:
+            assert "adapted gates for" in (exp / s / "log" / f"adapt.{t}_fbank.log").read_text()
+    for s in SYSTEMS + ADAPTED:
         for t in SETS:
             dec = exp / s / f"decode_{t}"
             assert {p.name for p in (dec / "log").glob("decode.*.log")} >= {"decode.1.log", "decode.2.log"}
@@ -127,9 +134,33 @@ def test_rerun_skips_complete_steps_and_changes_nothing(py_run, py_args):
     skipped = re.findall(r"(\S+) is complete, skipping", rerun.output)
     steps = {str(p.parent.relative_to(py_run.dir)) for p in py_run.dir.rglob(".done")}
     assert sorted(skipped) == sorted(steps)
-    assert len(steps) == 3 + 3 + 2 + 5 + 4 + 8  # features, lang+LM, mono, tri+graph+decodes, nnets, decodes
+    # features, lang+LM, mono, tri+graph+decodes, nnets, decodes, adaptations and their decodes
+    assert len(steps) == 3 + 3 + 2 + 5 + 4 + 8 + 12
     assert snapshot(py_run.dir) == before
     assert (py_run.dir / "RESULTS.md").read_text() == results
+
+
+def test_stage_10_adapts_the_students_gates_to_each_test_speaker(py_run):
+    import torch
+
+    from hdnn.nnet.models import load_model
+
+    exp = py_run.dir / "exp" / "ihm"
+    student = load_model(exp / "student_kd" / "final.pt")
+    gates = {n for n, p in student.named_parameters() if any(p is g for g in student.gate_parameters())}
+    speakers = {line.split()[0] for t in SETS for line in (py_run.dir / f"data/ihm/{t}/spk2utt").open()}
+    for s in ADAPTED:
+        files = {p.stem: p for p in (exp / s / "spk").glob("*.pt")}
+        assert set(files) == speakers
+        for f in files.values():
+            assert set(torch.load(f, weights_only=True)["params"]) == gates
+        assert (exp / s / "final.pt").read_bytes() == (exp / "student_kd" / "final.pt").read_bytes()
+    # the unsupervised targets align student_kd's own output at dev's setting
+    lmwt, wip = results_lines(py_run.dir)[("student_kd", "dev")].group(10, 11)
+    for t in SETS:
+        hyp = exp / "student_kd" / f"decode_{t}" / "scoring_kaldi" / f"penalty_{wip}" / f"{lmwt}.txt"
+        assert (exp / "student_adapt_unsup" / f"data_{t}" / "text").read_text() == hyp.read_text()
+        assert "align_mapped: done" in (exp / "student_adapt_unsup" / f"ali_{t}" / "log" / "align_mapped.log").read_text()
 
 
 def test_interrupted_decoding_resumes_the_unfinished_job(py_run, py_args):
