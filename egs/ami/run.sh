@@ -10,9 +10,9 @@
 #   0 corpus + data dirs     1 features (MFCC, fbank)   2 lang + LM
 #   3 mono                   4 tri + graph + GMM decode
 #   5 teacher DNN (CE)       6 student HDNN (CE) + small DNN (CE)
-#   7 student HDNN (KD)      8 nnet decoding            9 results table
-#  10 speaker adaptation of the KD student's gates (unsupervised, teacher-labelled, supervised),
-#     decoding, results table
+#   7 student HDNN (KD)      8 nnet decoding
+#   9 speaker adaptation of the KD student's gates (unsupervised, teacher-labelled, supervised)
+#     and its decoding                                  10 results table
 # Seam for a later stage: denominator lattices + sMBR after 7.
 #
 # --backend kaldi runs the GMM, lang, graph, decoding and scoring steps with Kaldi's own
@@ -46,7 +46,7 @@ kd_lambda=0.5
 kd_temperature=2.0
 train_opts=        # extra options for every steps_py/train.py run
 nnet_systems="teacher student_ce dnn_small student_kd"   # what stage 8 decodes
-# Stage 10: per-speaker adaptation of student_kd on each test set (steps_py/adapt.py): targets from
+# Stage 9: per-speaker adaptation of student_kd on each test set (steps_py/adapt.py): targets from
 # its first pass (unsup), the teacher's posteriors (teacher), the reference (sup: an oracle bound).
 adapt_systems="student_adapt_unsup student_adapt_teacher student_adapt_sup"
 adapt_opts="--update gates"
@@ -243,7 +243,7 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     --kd-lambda $kd_lambda --kd-temperature $kd_temperature
 fi
 
-# spk_opts NNET-DIR: forward.py's options for a speaker-adapted system (stage 10).
+# spk_opts NNET-DIR: forward.py's options for a speaker-adapted system (stage 9).
 spk_opts() { if [ -d $1/spk ]; then echo "--spk-params $1/spk"; fi; }
 
 # decode_nnet SYSTEM SET: log-likelihoods (log-posteriors - log-priors) of an nnet, decoded
@@ -280,15 +280,6 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   done
 fi
 
-results() {
-  py results_table --mics ihm,sdm1 --command "${made_by:-$command_line}" --run-info "$run_info" exp RESULTS.md
-  cat RESULTS.md
-}
-
-if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
-  log "Stage 9: results"
-  results
-fi
 
 # align_nnet SYSTEM DATA ALI-DIR: DATA's transcripts aligned with the nnet SYSTEM as
 # steps/nnet/align.sh does (align-compiled-mapped on its log-likelihoods, tri_ali's final.mdl).
@@ -324,7 +315,7 @@ first_pass() {
   cp $hyp $2/text
 }
 
-# adapt SYSTEM SET: adapt student_kd to every speaker of SET (stage 10's targets by SYSTEM).
+# adapt SYSTEM SET: adapt student_kd to every speaker of SET (stage 9's targets by SYSTEM).
 adapt() {
   local dir=$exp/$1 fbank=$data/${2}_fbank
   case $1 in
@@ -343,14 +334,19 @@ adapt() {
   esac
 }
 
-if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
-  log "Stage 10: speaker adaptation of student_kd ($adapt_opts): $adapt_systems"
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  log "Stage 9: speaker adaptation of student_kd ($adapt_opts): $adapt_systems"
   need $exp/student_kd/decode_eval/.done 8
   for sys in $adapt_systems; do
     for s in dev eval; do step $exp/$sys/adapt_$s adapt $sys $s; done
     for s in dev eval; do step $exp/$sys/decode_$s decode_nnet $sys $s; done
   done
-  results
+fi
+
+if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
+  log "Stage 10: results"
+  py results_table --mics ihm,sdm1 --command "${made_by:-$command_line}" --run-info "$run_info" exp RESULTS.md
+  cat RESULTS.md
 fi
 
 log "Done (stages $stage..$stop_stage, mic $mic, backend $backend)"

@@ -105,7 +105,7 @@ def test_a_failing_kaldi_job_fails_the_stage(kaldi, py_run, fast_dnn_conf, tmp_p
     assert "Stage 9" not in run.output
 
 
-def test_stage_10_aligns_with_kaldis_align_compiled_mapped(kaldi, py_run, fast_dnn_conf, tmp_path):
+def test_stage_9_aligns_with_kaldis_align_compiled_mapped(kaldi, py_run, fast_dnn_conf, tmp_path):
     """Supervised adaptation through the Kaldi backend: compile-train-graphs | align-compiled-mapped
     on our student's log-likelihoods align as steps_py/align_mapped.py does, and the adapted
     student is decoded by latgen-faster-mapped."""

@@ -7,7 +7,7 @@ from tests.recipe.conftest import FAST, WER_LINE, clone_for_decoding, make_recip
 
 SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "dnn_small")
 NNETS = SYSTEMS[1:]
-ADAPTED = ("student_adapt_unsup", "student_adapt_teacher", "student_adapt_sup")  # stage 10
+ADAPTED = ("student_adapt_unsup", "student_adapt_teacher", "student_adapt_sup")  # stage 9
 SETS = ("dev", "eval")
 
 
@@ -140,7 +140,7 @@ def test_rerun_skips_complete_steps_and_changes_nothing(py_run, py_args):
     assert (py_run.dir / "RESULTS.md").read_text() == results
 
 
-def test_stage_10_adapts_the_students_gates_to_each_test_speaker(py_run):
+def test_stage_9_adapts_the_students_gates_to_each_test_speaker(py_run):
     import torch
 
     from hdnn.nnet.models import load_model
