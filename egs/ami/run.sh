@@ -49,7 +49,12 @@ nnet_systems="teacher student_ce dnn_small student_kd"   # what stage 8 decodes
 # Stage 9: per-speaker adaptation of student_kd on each test set (steps_py/adapt.py): targets from
 # its first pass (unsup), the teacher's posteriors (teacher), the reference (sup: an oracle bound).
 adapt_systems="student_adapt_unsup student_adapt_teacher student_adapt_sup"
-adapt_opts="--update gates"
+adapt_opts="--update gates"           # every adaptation
+# Alignment targets are left unmixed with the unadapted posteriors (they would pull the gates back
+# towards the first pass's errors; early stopping regularises), the teacher's are mixed
+# (egs/ami/README.md, "Speaker adaptation").
+adapt_ali_opts="--kld-rho 0"
+adapt_teacher_opts="--kld-rho 0.5"
 made_by=           # the command recorded in RESULTS.md (default: this run.sh command line)
 run_info=          # a line on the run recorded in RESULTS.md (commit, date, wall time)
 # LM weight x word insertion penalty sweeps of the scoring, for both backends (local/score.sh).
@@ -69,7 +74,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems adapt_systems adapt_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -321,14 +326,14 @@ adapt() {
   case $1 in
     student_adapt_teacher)
       need $exp/teacher/.done 5
-      py adapt $adapt_opts --teacher $exp/teacher/final.pt $fbank $exp/student_kd $dir ;;
+      py adapt $adapt_opts $adapt_teacher_opts --teacher $exp/teacher/final.pt $fbank $exp/student_kd $dir ;;
     student_adapt_unsup)
       first_pass $2 $dir/data_$2
       align_nnet student_kd $dir/data_$2 $dir/ali_$2
-      py adapt $adapt_opts $fbank $exp/student_kd $dir/ali_$2 $dir ;;
+      py adapt $adapt_opts $adapt_ali_opts $fbank $exp/student_kd $dir/ali_$2 $dir ;;
     student_adapt_sup)
       align_nnet student_kd $fbank $dir/ali_$2
-      py adapt $adapt_opts $fbank $exp/student_kd $dir/ali_$2 $dir ;;
+      py adapt $adapt_opts $adapt_ali_opts $fbank $exp/student_kd $dir/ali_$2 $dir ;;
     *) echo "$0: unknown adapted system $1 (student_adapt_unsup|student_adapt_teacher|student_adapt_sup)" >&2
        exit 1 ;;
   esac
