@@ -48,9 +48,8 @@ def forward(model, pipeline, output="loglikes", log_prior=None, topk=20, min_wei
 
     if output not in OUTPUTS:
         raise HdnnError(f"unknown output {output!r}; choose from {', '.join(OUTPUTS)}")
-    for utt, logp in tqdm(log_posteriors(model, pipeline, temperature=temperature,
-                                                  speaker_models=speaker_models), total=len(pipeline.utts),
-                          desc="forward", unit="utt", disable=None, leave=False):
+    items = log_posteriors(model, pipeline, temperature=temperature, speaker_models=speaker_models)
+    for utt, logp in tqdm(items, total=len(pipeline.utts), desc="forward", unit="utt", disable=None, leave=False):
         if output == "loglikes":
             yield utt, logp - log_prior
         elif output == "log-posteriors":
