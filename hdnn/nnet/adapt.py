@@ -190,13 +190,14 @@ def data_digest(data):
 
 
 def read_speaker_file(path):
+    """The dict save_speaker_params wrote; FileNotFoundError when there is none."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        blob["params"], blob["base"], blob["update"]
-    except FileNotFoundError:
-        raise
-    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, EOFError, ValueError) as e:
-        raise HdnnError(f"{path}: not a speaker parameter file ({str(e).splitlines()[0]})") from None
+    except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, ValueError) as e:
+        detail = "not a torch archive" if isinstance(e, KeyError) else str(e).splitlines()[0]
+        raise HdnnError(f"{path}: not a speaker parameter file ({detail})") from None
+    if not isinstance(blob, dict) or not {"params", "base", "update", "options"} <= set(blob):
+        raise HdnnError(f"{path}: not a speaker parameter file (no params, base, update and options)")
     return blob
 
 

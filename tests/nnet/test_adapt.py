@@ -163,6 +163,13 @@ def test_a_missing_or_foreign_speaker_file_is_a_clear_error(warped, tmp_path):
                  check=False)
     assert p.returncode == 1 and "adapts another model" in p.stderr
     spk = sorted(read_kaldi_map(w["adapt"] / "spk2utt"))[0]
+    # a damaged file
+    good = (out / "spk" / f"{spk}.pt").read_bytes()
+    (out / "spk" / f"{spk}.pt").write_bytes(b"junk\n")
+    p = run_step("forward.py", "--spk-params", out / "spk", w["test"], out, f"ark:{tmp_path}/c.ark", check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "not a speaker parameter file" in p.stderr
+    assert not (tmp_path / "c.ark").exists()
+    (out / "spk" / f"{spk}.pt").write_bytes(good)
     (out / "spk" / f"{spk}.pt").unlink()
     p = run_step("forward.py", "--spk-params", out / "spk", w["test"], out, f"ark,scp:{tmp_path}/a.ark,{tmp_path}/a.scp",
                  check=False)
