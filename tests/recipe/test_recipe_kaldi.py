@@ -1,11 +1,21 @@
 """egs/ami/run.sh --backend kaldi on the ci corpus: the GMM stages through Kaldi's own steps/
 and utils/, and our student's log-likelihoods through the real latgen-faster-mapped."""
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+import torch
 
-from tests.recipe.conftest import FAST, WER_LINE, check, clone_for_decoding, make_recipe_dir, ref_words, run_recipe
+from hdnn.kaldi.binaries import kaldi_env
+from hdnn.kaldi.gmm_model import read_transition_model
+from hdnn.kaldi.io import read_int_vectors, read_matrices
+from hdnn.kaldi.lattices import read_lattices, write_lattices
+from hdnn.kaldi.posteriors import read_posteriors
+from hdnn.nnet.sequence import FrameAccuracy, LatticeBatch, forward_backward
+from tests.recipe.conftest import (ROOT, FAST, WER_LINE, check, clone_for_decoding, make_recipe_dir,
+                                   ref_words, run_recipe)
 
 pytestmark = pytest.mark.kaldi
 
@@ -126,3 +136,77 @@ def test_stage_9_aligns_with_kaldis_align_compiled_mapped(kaldi, py_run, fast_dn
         log = (exp / f"decode_{dset}" / "log" / "decode.1.log").read_text()
         assert "--spk-params" in log and "latgen-faster-mapped" in log
         assert best_wer(exp / f"decode_{dset}")
+
+
+def _by_frame_and_tid(keys_rows, keys_tids, values, num_tids):
+    key = np.asarray(keys_rows, np.int64) * (num_tids + 1) + np.asarray(keys_tids, np.int64)
+    uniq, inv = np.unique(key, return_inverse=True)
+    return dict(zip(uniq.tolist(), np.bincount(inv, weights=values).tolist()))
+
+
+def test_sequence_criterion_equals_kaldis_lattice_posteriors(kaldi, py_run, tmp_path):
+    """On lattices that the real latgen-faster-mapped made from our student's log-likelihoods,
+    rescored with them (lattice-rescore-mapped --old-acoustic-scale=0, as nnet1 trains), the
+    sMBR posteriors (both silence conventions), the expected frame accuracy and the arc
+    posteriors of hdnn.nnet.sequence equal lattice-to-smbr-post's and lattice-to-post's."""
+    recipe, kappa = py_run.dir, 0.1
+    mdl = "exp/ihm/student_adapt_sup/ali_dev/final.mdl"
+    ali = "ark:gunzip -c exp/ihm/student_adapt_sup/ali_dev/ali.*.gz |"
+    sil = (recipe / "data/lang/phones/silence.csl").read_text().strip()
+
+    def sh(cmd):
+        p = subprocess.run(cmd, shell=True, cwd=recipe, env=kaldi_env(), capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        return p.stderr
+
+    sh(f"{sys.executable} {ROOT}/steps_py/forward.py data/ihm/dev_fbank exp/ihm/student_kd ark:{tmp_path}/ll.ark")
+    sh(f"latgen-faster-mapped --beam=10 --max-active=2000 --lattice-beam=5 --acoustic-scale={kappa} "
+       f"{mdl} exp/ihm/tri/graph/HCLG.fst ark:{tmp_path}/ll.ark 'ark:|gzip -c > {tmp_path}/lat.gz'")
+    compact = dict(read_lattices(f"ark:gunzip -c {tmp_path}/lat.gz |"))
+    # Kaldi reads the Lattice archive we write; we read its Lattice (not compact) archives
+    write_lattices(f"ark:{tmp_path}/ours.ark", compact.items())
+    sh(f"lattice-copy --write-compact=false ark:{tmp_path}/ours.ark ark:{tmp_path}/kaldi.ark")
+    lats = list(read_lattices(f"ark:{tmp_path}/kaldi.ark"))
+    assert [u for u, _ in lats] == list(compact) and len(lats) >= 10
+
+    tm = read_transition_model(recipe / mdl)
+    ll = dict(read_matrices(f"ark:{tmp_path}/ll.ark"))
+    refs = dict(read_int_vectors(f"ark:gunzip -c {recipe}/exp/ihm/student_adapt_sup/ali_dev/ali.*.gz |"))
+    lats = [(u, lat) for u, lat in lats if u in refs]
+    batch = LatticeBatch(lats, [len(ll[u]) for u, _ in lats], tm.tid2pdf)
+    y = torch.from_numpy(np.concatenate([ll[u] for u, _ in lats]))
+    ref = np.concatenate([refs[u] for u, _ in lats])
+    rows, tids = batch.arc_rows().numpy(), batch.arcs["tid"].numpy()
+    emit = tids != 0
+    rescore = f"lattice-rescore-mapped --old-acoustic-scale=0 {mdl} ark:{tmp_path}/ours.ark ark:{tmp_path}/ll.ark ark:-"
+
+    def kaldi_post(name):
+        out, posts = {}, dict(read_posteriors(f"ark:{tmp_path}/{name}.post"))
+        for u, off in zip(batch.utts, batch.row_offsets):
+            for t, frame in enumerate(posts[u]):
+                for tid, weight in frame:
+                    out[(off + t) * (tm.num_transition_ids + 1) + tid] = weight
+        return out
+
+    def max_diff(ours, theirs):
+        return max(abs(ours.get(k, 0.0) - theirs.get(k, 0.0)) for k in set(ours) | set(theirs))
+
+    for one_sil in (False, True):
+        c = batch.accuracy(FrameAccuracy(tm.tid2pdf, tm.tid2phone, [int(p) for p in sil.split(":")],
+                                         "smbr", one_sil), ref)
+        stats = forward_backward(batch, y, kappa, c)
+        log = sh(f"{rescore} | lattice-to-smbr-post --acoustic-scale={kappa} --silence-phones={sil} "
+                 f"--one-silence-class={str(one_sil).lower()} {mdl} '{ali}' ark:- ark:{tmp_path}/smbr.post")
+        kaldi_acc = float(re.search(r"Overall average frame-accuracy is ([\d.e-]+)", log)[1])
+        ours_acc = stats.accuracy.sum().item() / batch.num_rows
+        print(f"one-silence-class={one_sil}: frame accuracy {ours_acc:.6f} (Kaldi {kaldi_acc})")
+        assert abs(ours_acc - kaldi_acc) < 1e-5
+        diff = max_diff(_by_frame_and_tid(rows[emit], tids[emit], stats.post.numpy()[emit], tm.num_transition_ids),
+                        kaldi_post("smbr"))
+        print(f"  sMBR posteriors: max |ours - Kaldi| = {diff:.2e}")
+        assert diff <= 1e-4
+    sh(f"{rescore} | lattice-to-post --acoustic-scale={kappa} ark:- ark:{tmp_path}/gamma.post")
+    diff = max_diff(_by_frame_and_tid(rows[emit], tids[emit], stats.gamma.numpy()[emit], tm.num_transition_ids),
+                    kaldi_post("gamma"))
+    print(f"arc posteriors: max |ours - Kaldi| = {diff:.2e}")
+    assert diff <= 1e-4
