@@ -11,12 +11,12 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC')
 "$root/tools/setup.sh"
 cd "$root/egs/ami"
 for mic in ihm sdm1; do
-  ./run.sh --backend py --size demo --mic $mic --stop-stage 9 "$@"
+  ./run.sh --backend py --size demo --mic $mic --stop-stage 10 "$@"
 done
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || commit="$commit (with uncommitted changes)"
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 minutes=$(( ($(date +%s) - start + 30) / 60 ))
-./run.sh --backend py --size demo --stage 10 \
+./run.sh --backend py --size demo --stage 11 \
   --made-by "./run_demo.sh${*:+ $*}, i.e. egs/ami/run.sh --backend py --size demo for --mic ihm and sdm1" \
   --run-info "Commit $commit; started $started; $minutes min wall time (this run: set-up and every stage that was not already complete) on $(nproc) cores ($cpu)." "$@"

@@ -14,12 +14,15 @@ USAGE = """%(prog)s [options] <exp-root> <results-md>
  e.g.: %(prog)s --mics ihm,sdm1 exp RESULTS.md"""
 
 SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "dnn_small", "student_adapt_unsup",
-           "student_adapt_teacher", "student_adapt_sup")
+           "student_adapt_teacher", "student_adapt_sup", "teacher_smbr", "student_smbr", "student_ts_smbr",
+           "student_gate_smbr", "student_kd_smbrt")
 SETS = ("dev", "eval")
 # (A, B): B is expected to be better, or (teacher vs student) the gap the student should close.
 COMPARISONS = (("teacher", "student_kd"), ("student_ce", "student_kd"), ("dnn_small", "student_ce"),
                ("tri", "teacher"), ("student_kd", "student_adapt_unsup"), ("student_kd", "student_adapt_teacher"),
-               ("student_kd", "student_adapt_sup"))
+               ("student_kd", "student_adapt_sup"), ("teacher", "teacher_smbr"), ("student_kd", "student_smbr"),
+               ("student_kd", "student_ts_smbr"), ("student_kd", "student_gate_smbr"),
+               ("student_kd", "student_kd_smbrt"))
 ALPHA = 0.05
 
 

@@ -12,8 +12,10 @@
 #   5 teacher DNN (CE)       6 student HDNN (CE) + small DNN (CE)
 #   7 student HDNN (KD)      8 nnet decoding
 #   9 speaker adaptation of the KD student's gates (unsupervised, teacher-labelled, supervised)
-#     and its decoding                                  10 results table
-# Seam for a later stage: denominator lattices + sMBR after 7.
+#     and its decoding
+#  10 sequence training (sMBR) of the teacher and the KD student, in the teacher-student
+#     variants, and its decoding (--backend kaldi: the denominator lattices come from
+#     latgen-faster-mapped)                             11 results table
 #
 # --backend kaldi runs the GMM, lang, graph, decoding and scoring steps with Kaldi's own
 # steps/ and utils/ (linked from $KALDI_ROOT/egs/wsj/s5) and pipes the nnets' log-likelihoods
@@ -55,6 +57,15 @@ adapt_opts="--update gates"           # every adaptation
 # (egs/ami/README.md, "Speaker adaptation").
 adapt_ali_opts="--kld-rho 0"
 adapt_teacher_opts="--kld-rho 0.5"
+# Stage 10: sMBR as nnet1's train_mpe.sh (steps_py/train_smbr.py) from the nnet's own alignments
+# and denominator lattices (a unigram LM of the training transcripts, as make_denlats.sh builds):
+# teacher_smbr, student_smbr (student_kd), student_ts_smbr (student_kd, with the teacher's soft
+# targets mixed in), student_gate_smbr (student_kd, gates only), student_kd_smbrt (a KD student
+# distilled from teacher_smbr).
+smbr_systems="teacher_smbr student_smbr student_ts_smbr student_gate_smbr student_kd_smbrt"
+smbr_opts=""                          # every train_smbr.py run
+smbr_ts_opts="--ts-weight 0.5 --temperature 1"
+denlat_opts="--beam=13.0 --lattice-beam=7.0 --max-active=5000"   # make_denlats.sh's
 made_by=           # the command recorded in RESULTS.md (default: this run.sh command line)
 run_info=          # a line on the run recorded in RESULTS.md (commit, date, wall time)
 # LM weight x word insertion penalty sweeps of the scoring, for both backends (local/score.sh).
@@ -74,7 +85,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -348,8 +359,68 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   done
 fi
 
+# den_graph DIR: nnet1 make_denlats.sh's graph: the lang dir with a unigram LM of the training
+# transcripts, compiled with the tri tree (weak LM: lattices full of acoustic confusions).
+den_graph() {
+  local dir=$1 oov; oov=$(cat data/lang/oov.int)
+  rm -rf $dir/lang && mkdir -p $dir && cp -rL data/lang $dir/lang
+  utils/sym2int.pl --map-oov $oov -f 2- data/lang/words.txt < $data/train/text \
+    | awk '{for (n = 2; n <= NF; n++) printf("%s ", $n); printf("\n")}' | utils/make_unigram_grammar.pl \
+    | fstcompile | fstarcsort --sort_type=ilabel > $dir/lang/G.fst
+  utils/mkgraph.sh $dir/lang $exp/tri $dir
+}
+
+# make_denlats SYSTEM DIR: the training set decoded by nnet SYSTEM with the unigram graph into
+# lattices (make_denlats.sh: latgen-faster-mapped on its log-likelihoods).
+make_denlats() {
+  local nnet=$exp/$1 dir=$2 d=$data/train_fbank
+  utils/split_data.sh $d $nj
+  mkdir -p $dir/log
+  echo $nj > $dir/num_jobs
+  $decode_cmd JOB=1:$nj $dir/log/decode_den.JOB.log set -o pipefail \; \
+    python $HDNN_ROOT/steps_py/forward.py $d/split$nj/JOB $nnet ark:- \| \
+    latgen-faster-mapped $denlat_opts --acoustic-scale=0.1 --word-symbol-table=$exp/dengraph/words.txt \
+      $exp/tri_ali/final.mdl $exp/dengraph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
+}
+
+# smbr SYSTEM: train a stage-10 system from its source nnet's alignments and lattices.
+smbr() {
+  local src=student_kd opts="$smbr_opts"
+  case $1 in
+    teacher_smbr) src=teacher ;;
+    student_smbr) ;;
+    student_ts_smbr) opts="$opts --teacher $exp/teacher/final.pt $smbr_ts_opts" ;;
+    student_gate_smbr) opts="$opts --update gates" ;;
+    student_kd_smbrt)
+      need $exp/teacher_smbr/.done 10
+      train_nnet $exp/student_kd_smbrt --model-preset $student --teacher $exp/teacher_smbr/final.pt \
+        --kd-lambda $kd_lambda --kd-temperature $kd_temperature
+      return ;;
+    *) echo "$0: unknown sMBR system $1 (teacher_smbr|student_smbr|student_ts_smbr|student_gate_smbr|student_kd_smbrt)" >&2
+       exit 1 ;;
+  esac
+  step $exp/${src}_ali align_nnet $src $data/train_fbank $exp/${src}_ali
+  step $exp/${src}_denlats make_denlats $src $exp/${src}_denlats
+  step $exp/$1 py train_smbr $opts $data/train_fbank data/lang $exp/$src $exp/${src}_ali $exp/${src}_denlats $exp/$1
+}
+
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
-  log "Stage 10: results"
+  if [ $backend = kaldi ]; then
+    log "Stage 10: sequence training (sMBR): $smbr_systems"
+    need $exp/student_kd/.done 7
+    need $exp/teacher/.done 5
+    step $exp/dengraph den_graph $exp/dengraph
+    for sys in $smbr_systems; do
+      smbr $sys
+      for s in dev eval; do step $exp/$sys/decode_$s decode_nnet $sys $s; done
+    done
+  else
+    log "Stage 10: sequence training needs denominator lattices, which only --backend kaldi makes; skipped"
+  fi
+fi
+
+if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
+  log "Stage 11: results"
   py results_table --mics ihm,sdm1 --command "${made_by:-$command_line}" --run-info "$run_info" exp RESULTS.md
   cat RESULTS.md
 fi

@@ -195,20 +195,55 @@ def write_lattices(wspecifier, items):
     return write_table(wspecifier, items, write_lattice)
 
 
-def state_times(lat, order=None):
-    """Kaldi's LatticeStateTimes: the frame of each state (transition-id arcs advance one
-    frame, epsilons none), and the number of frames. Raises if two paths disagree."""
-    order = topological_order(lat) if order is None else order
-    times = np.full(lat.num_states, -1, np.int64)
-    times[lat.start] = 0
+def _out_arcs(by_src, bounds, states):
+    """Indices (into by_src order) of the arcs leaving `states`, concatenated."""
+    starts, counts = bounds[states], bounds[states + 1] - bounds[states]
+    offsets = np.repeat(starts - np.cumsum(np.r_[0, counts[:-1]]), counts)
+    return by_src[offsets + np.arange(int(counts.sum()))]
+
+
+def _layers(lat):
+    """The states in layers of Kahn's algorithm (each layer's states have all their
+    predecessors in earlier layers); raises on a cycle or an unreachable state."""
+    indegree = np.bincount(lat.dst, minlength=lat.num_states)
+    if indegree[lat.start]:
+        raise HdnnError("lattice has an arc into its start state")
     by_src = np.argsort(lat.src, kind="stable")
     bounds = np.searchsorted(lat.src[by_src], np.arange(lat.num_states + 1))
+    frontier, seen, layers = np.array([lat.start]), 0, []
+    while frontier.size:
+        out = _out_arcs(by_src, bounds, frontier)
+        layers.append((frontier, out))
+        seen += frontier.size
+        dst, counts = np.unique(lat.dst[out], return_counts=True)
+        indegree[dst] -= counts
+        frontier = dst[indegree[dst] == 0]
+    if seen != lat.num_states:
+        raise HdnnError("lattice has a cycle or a state not reachable from the start")
+    return layers
+
+
+def topological_levels(lat):
+    """The longest-path level of every state from the start: every arc goes from a lower to a
+    higher level."""
+    level = np.empty(lat.num_states, np.int64)
+    for depth, (states, _) in enumerate(_layers(lat)):
+        level[states] = depth
+    return level
+
+
+def state_times(lat):
+    """Kaldi's LatticeStateTimes: the frame of each state (transition-id arcs advance one
+    frame, epsilons none), and the number of frames. Raises if two paths disagree."""
+    times = np.full(lat.num_states, -1, np.int64)
+    times[lat.start] = 0
     step = (lat.tid != 0).astype(np.int64)
-    for s in order:
-        arcs = by_src[bounds[s]:bounds[s + 1]]
-        t = times[s] + step[arcs]
-        d = lat.dst[arcs]
-        if np.any((times[d] >= 0) & (times[d] != t)):
+    for _, out in _layers(lat):
+        t, d = times[lat.src[out]] + step[out], lat.dst[out]
+        known = times[d] >= 0
+        order = np.argsort(d, kind="stable")
+        ds, ts = d[order], t[order]
+        if np.any((ds[1:] == ds[:-1]) & (ts[1:] != ts[:-1])) or np.any(times[d[known]] != t[known]):
             raise HdnnError("lattice is inconsistent: a state is reached at two different frames")
         times[d] = t
     finals = lat.finals
@@ -216,30 +251,3 @@ def state_times(lat, order=None):
     if len(finals) and np.any(times[finals] != num_frames):
         raise HdnnError("lattice is inconsistent: final states at different frames")
     return times, num_frames
-
-
-def topological_levels(lat):
-    """The longest-path level of every state from the start (Kahn's algorithm, one layer at a
-    time): every arc goes from a lower to a higher level. Raises on a cycle or an
-    unreachable state."""
-    indegree = np.bincount(lat.dst, minlength=lat.num_states)
-    level = np.full(lat.num_states, -1, np.int64)
-    by_src = np.argsort(lat.src, kind="stable")
-    bounds = np.searchsorted(lat.src[by_src], np.arange(lat.num_states + 1))
-    frontier, depth = np.array([lat.start]), 0
-    if indegree[lat.start]:
-        raise HdnnError("lattice has an arc into its start state")
-    while frontier.size:
-        level[frontier] = depth
-        out = np.concatenate([by_src[bounds[s]:bounds[s + 1]] for s in frontier])
-        dst = lat.dst[out]
-        np.subtract.at(indegree, dst, 1)
-        frontier = np.unique(dst[indegree[dst] == 0])
-        depth += 1
-    if np.any(level < 0):
-        raise HdnnError("lattice has a cycle or a state not reachable from the start")
-    return level
-
-
-def topological_order(lat):
-    return np.argsort(topological_levels(lat), kind="stable")

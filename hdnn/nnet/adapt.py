@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from hdnn.errors import HdnnError
 from hdnn.nnet.losses import cross_entropy, kd_loss
+from hdnn.nnet.model_dir import copy_model_dir
 from hdnn.nnet.models import add_lhuc, load_model, save_torch
 
 UPDATES = ("gates", "lhuc", "all")
@@ -297,27 +298,6 @@ def confident_frames(model, data, min_confidence):
     before = len(data.tr) + len(data.cv)
     data.tr, data.cv = data.tr[keep[data.tr]], data.cv[keep[data.cv]]
     return (len(data.tr) + len(data.cv)) / max(before, 1)
-
-
-MODEL_DIR_FILES = ("final.pt", "feature_opts.json", "global_cmvn.npz", "final.feature_transform",
-                   "ali_train_pdf.counts")
-
-
-def copy_model_dir(model_dir, out_dir):
-    """Make ``out_dir`` a model dir of the same model (forward.py and decoding use it with
-    --spk-params); refuses an ``out_dir`` that already holds another model."""
-    import shutil
-
-    for name in MODEL_DIR_FILES:
-        src, dst = Path(model_dir) / name, Path(out_dir) / name
-        if not src.exists():
-            continue
-        if dst.exists():
-            if dst.read_bytes() != src.read_bytes():
-                raise HdnnError(f"{dst}: differs from {src}: {out_dir} holds the adaptation of another "
-                                f"model; use a new dir or remove it")
-            continue
-        shutil.copyfile(src, dst)
 
 
 def adapt_dir(data_dir, model_dir, out_dir, config, targets=None, teacher=None, progress=True):

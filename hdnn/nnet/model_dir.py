@@ -6,6 +6,7 @@
   ali_train_pdf.counts     pdf counts of the training alignments (the priors for forward)
 """
 import json
+import shutil
 from pathlib import Path
 
 from hdnn.errors import HdnnError, atomic_open
@@ -53,3 +54,22 @@ def load_feature_pipeline(model_dir, data_dir):
             raise HdnnError(f"{model_dir / GLOBAL_CMVN}: dim {pipeline.global_cmvn.dim}, "
                             f"but the spliced features have dim {pipeline.dim}")
     return pipeline
+
+
+MODEL_DIR_FILES = ("final.pt", "feature_opts.json", "global_cmvn.npz", "final.feature_transform",
+                   "ali_train_pdf.counts")
+
+
+def copy_model_dir(model_dir, out_dir, names=MODEL_DIR_FILES):
+    """Copy the model dir files ``names`` to ``out_dir`` (the feature set-up, the priors and, by
+    default, final.pt); refuses an ``out_dir`` that already holds different ones."""
+    for name in names:
+        src, dst = Path(model_dir) / name, Path(out_dir) / name
+        if not src.exists():
+            continue
+        if dst.exists():
+            if dst.read_bytes() != src.read_bytes():
+                raise HdnnError(f"{dst}: differs from {src}: {out_dir} was made from another model; "
+                                f"use a new dir or remove it")
+            continue
+        shutil.copyfile(src, dst)

@@ -116,11 +116,9 @@ class LatticeBatch:
                 "utt": a["utt"], "weight": a["weight"]}
         self.arcs = {k: torch.from_numpy(np.ascontiguousarray(v[by_dst])) for k, v in arcs.items()}
         self.emitting = self.arcs["tid"] != 0
-        dst_sorted = self.arcs["dst"].numpy()
-        self.in_bounds = np.searchsorted(dst_sorted, self.level_bounds).tolist()
-        by_src = np.argsort(self.arcs["src"].numpy(), kind="stable")
-        self.by_src = torch.from_numpy(by_src)
-        self.out_bounds = np.searchsorted(self.arcs["src"].numpy()[by_src], self.level_bounds).tolist()
+        self.by_src = np.argsort(src[by_dst], kind="stable")
+        self.forward_levels = _segments(self.arcs["dst"].numpy(), self.level_bounds)
+        self.backward_levels = _segments(self.arcs["src"].numpy()[self.by_src], self.level_bounds)
 
     @property
     def num_utts(self):
@@ -142,6 +140,21 @@ class LatticeBatch:
             raise HdnnError(f"reference alignments have {len(ref_tids)} frames, the lattices {self.num_rows}")
         rows = self.arc_rows().numpy()
         return torch.from_numpy(frame_accuracy(self.arcs["tid"].numpy(), ref_tids[rows]))
+
+
+def _segments(keys, level_bounds):
+    """Per level with arcs: (first arc, end arc, segment starts, segment of each arc, segment
+    states) over `keys` (the dst or src state of each arc, sorted), relative to the level."""
+    bounds = np.searchsorted(keys, level_bounds)
+    levels = []
+    for L in range(len(level_bounds) - 1):
+        a0, a1 = int(bounds[L]), int(bounds[L + 1])
+        if a1 == a0:
+            continue
+        k = keys[a0:a1]
+        new = np.r_[True, k[1:] != k[:-1]]
+        levels.append((a0, a1, np.flatnonzero(new), np.cumsum(new) - 1, k[new]))
+    return levels
 
 
 def _lattice_arrays(utt, lat, num_frames, tid2pdf, lm_scale):
@@ -189,70 +202,53 @@ class LatticeStats:
     post: torch.Tensor       # [arcs] sMBR/MPFE posteriors (0 if no accuracy given)
 
 
-def _segment_lse(v, index, size):
-    """log(sum(exp(v))) of each segment of `index` in [0, size); -inf where empty."""
-    m = torch.full((size,), -torch.inf, dtype=v.dtype).scatter_reduce(0, index, v, "amax")
-    safe = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    s = torch.zeros(size, dtype=v.dtype).index_add_(0, index, torch.exp(v - safe[index]))
-    return torch.log(s) + safe
-
-
-def _ratio(num, den):
-    """exp(num - den), 0 where undefined (Kaldi sets a NaN arc scale to 0)."""
-    r = torch.exp(num - den)
-    return torch.where(torch.isfinite(r), r, torch.zeros_like(r))
+def _level_step(v, seg, which):
+    """Per segment: log-sum-exp of v, and each element's share exp(v - lse) (0 if undefined)."""
+    m = np.maximum.reduceat(v, seg)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(v - m[which])
+    tot = np.add.reduceat(e, seg)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = e / tot[which]
+        return np.log(tot) + m, np.where(np.isfinite(share), share, 0.0)
 
 
 def forward_backward(batch, loglikes, kappa, accuracy=None):
     """Lattice forward-backward with the network's scores (float64). loglikes: [rows, pdfs];
     accuracy: per-arc frame accuracy (batch.accuracy) for sMBR/MPFE, or None for MMI only."""
-    a = batch.arcs
-    y = loglikes.detach().to(torch.float64)
-    w = a["weight"] + torch.where(batch.emitting, kappa * y[batch.arc_rows(), a["pdf"]], 0.0)
-    S, n_levels = batch.num_states, len(batch.level_bounds) - 1
-    alpha = torch.full((S,), -torch.inf, dtype=torch.float64)
-    alpha[batch.start] = 0.0
+    a = {k: v.numpy() for k, v in batch.arcs.items()}
+    emitting = batch.emitting.numpy()
+    y = loglikes.detach().to(torch.float64).numpy()
+    w = a["weight"] + np.where(emitting, kappa * y[batch.arc_rows().numpy(), a["pdf"]], 0.0)
+    src, dst, S = a["src"], a["dst"], batch.num_states
     with_acc = accuracy is not None
-    c = accuracy if with_acc else torch.zeros_like(w)
-    alpha_acc = torch.zeros(S, dtype=torch.float64)
-    src, dst = a["src"], a["dst"]
-    lb, ib = batch.level_bounds, batch.in_bounds
-    for L in range(1, n_levels):
-        s0, s1, a0, a1 = lb[L], lb[L + 1], ib[L], ib[L + 1]
-        if a1 == a0:
-            continue
-        sa, local = src[a0:a1], dst[a0:a1] - s0
-        v = alpha[sa] + w[a0:a1]
-        alpha[s0:s1] = _segment_lse(v, local, s1 - s0)
+    c = accuracy.numpy() if with_acc else np.zeros_like(w)
+    alpha, alpha_acc = np.full(S, -np.inf), np.zeros(S)
+    alpha[batch.start.numpy()] = 0.0
+    for a0, a1, seg, which, states in batch.forward_levels:
+        sa = src[a0:a1]
+        alpha[states], share = _level_step(alpha[sa] + w[a0:a1], seg, which)
         if with_acc:
-            r = _ratio(v, alpha[s0:s1][local])
-            alpha_acc[s0:s1] = torch.zeros(s1 - s0, dtype=torch.float64).index_add_(
-                0, local, r * (alpha_acc[sa] + c[a0:a1]))
-    beta = torch.full((S,), -torch.inf, dtype=torch.float64)
-    beta[batch.final] = 0.0
-    beta_acc = torch.zeros(S, dtype=torch.float64)
-    ob, by_src = batch.out_bounds, batch.by_src
-    for L in range(n_levels - 1, -1, -1):
-        s0, s1, a0, a1 = lb[L], lb[L + 1], ob[L], ob[L + 1]
-        if a1 == a0:
-            continue
-        idx = by_src[a0:a1]
-        da, local = dst[idx], src[idx] - s0
-        v = beta[da] + w[idx]
-        # logaddexp keeps the super-final states' 0 (they have no arcs out)
-        beta[s0:s1] = torch.logaddexp(beta[s0:s1], _segment_lse(v, local, s1 - s0))
+            alpha_acc[states] = np.add.reduceat(share * (alpha_acc[sa] + c[a0:a1]), seg)
+    beta, beta_acc = np.full(S, -np.inf), np.zeros(S)
+    beta[batch.final.numpy()] = 0.0
+    for a0, a1, seg, which, states in reversed(batch.backward_levels):
+        idx = batch.by_src[a0:a1]
+        da = dst[idx]
+        beta[states], share = _level_step(beta[da] + w[idx], seg, which)
         if with_acc:
-            r = _ratio(v, beta[s0:s1][local])
-            beta_acc[s0:s1] = torch.zeros(s1 - s0, dtype=torch.float64).index_add_(
-                0, local, r * (beta_acc[da] + c[idx]))
-    logz = alpha[batch.final]
-    gamma = _ratio(alpha[src] + w + beta[dst], logz[a["utt"]])
+            beta_acc[states] = np.add.reduceat(share * (beta_acc[da] + c[idx]), seg)
+    final, utt = batch.final.numpy(), a["utt"]
+    logz = alpha[final]
+    with np.errstate(invalid="ignore"):
+        gamma = np.exp(alpha[src] + w + beta[dst] - logz[utt])
+    gamma = np.where(np.isfinite(gamma), gamma, 0.0)
     if with_acc:
-        acc = alpha_acc[batch.final]
-        post = gamma * (alpha_acc[src] + c + beta_acc[dst] - acc[a["utt"]])
+        acc = alpha_acc[final]
+        post = gamma * (alpha_acc[src] + c + beta_acc[dst] - acc[utt])
     else:
-        acc, post = torch.zeros_like(logz), torch.zeros_like(gamma)
-    return LatticeStats(logz, acc, gamma, post)
+        acc, post = np.zeros_like(logz), np.zeros_like(gamma)
+    return LatticeStats(*(torch.from_numpy(v) for v in (logz, acc, gamma, post)))
 
 
 class _LatticeCriterion(torch.autograd.Function):

@@ -71,3 +71,54 @@ def run_step(name, *args, check=True, torchrun=None, timeout=300):
 
 
 FAST = ["--minibatch-size", "32", "--randomizer-size", "2048"]
+
+
+TOY_TOPO = """<Topology>
+<TopologyEntry>
+<ForPhones>
+1 2 3 4 5 6
+</ForPhones>
+<State> 0 <PdfClass> 0 <Transition> 0 0.5 <Transition> 1 0.5 </State>
+<State> 1 </State>
+</TopologyEntry>
+</Topology>
+"""
+
+
+def make_sequence_dirs(root, ali_rspecifier, competitors=3, seed=0):
+    """For sequence training on the toy data: an alignment dir (a transition model of one-state
+    phones 1-6, phone k+1 = pdf k; ali.1.gz of transition-ids), a lang dir whose silence phone
+    is 1, and denominator lattices (a sausage per utterance: at each frame the reference's
+    transition-id and `competitors` others, with random graph costs). Returns the three dirs."""
+    from hdnn.kaldi.alignments import read_pdf_alignments
+    from hdnn.kaldi.binary import KaldiBinaryWriter
+    from hdnn.kaldi.gmm_model import HmmTopology, TransitionModel
+    from hdnn.kaldi.lattices import Lattice, write_lattices
+    from hdnn.kaldi.tree import monophone_tree
+
+    root = Path(root)
+    topo = HmmTopology.from_text(TOY_TOPO)
+    tm = TransitionModel.from_tree(monophone_tree([[p] for p in range(1, 7)], {p: 1 for p in range(1, 7)}), topo)
+    ali_dir, lang, denlats = root / "ali", root / "lang", root / "denlats"
+    for d in (ali_dir, lang / "phones", denlats):
+        d.mkdir(parents=True)
+    w = KaldiBinaryWriter()
+    tm.write(w)
+    w.save(ali_dir / "final.mdl")
+    (lang / "phones" / "silence.csl").write_text("1\n")
+    loop_tid = {int(tm.tid2pdf[t]): t for t in range(1, tm.num_transition_ids + 1) if tm.is_self_loop[t]}
+    rng = np.random.default_rng(seed)
+    tids, lats = {}, {}
+    for utt, pdfs in read_pdf_alignments(ali_rspecifier):
+        ref = np.array([loop_tid[int(p)] for p in pdfs], np.int32)
+        T, k = len(ref), competitors + 1
+        others = [rng.choice([t for t in loop_tid.values() if t != r], competitors, replace=False) for r in ref]
+        tid = np.concatenate([np.r_[r, o] for r, o in zip(ref, others)]).astype(np.int32)
+        src = np.repeat(np.arange(T), k)
+        graph = rng.uniform(0, 1, T * k)
+        lats[utt] = Lattice(T + 1, 0, src, src + 1, tid, np.zeros(T * k, np.int32), graph, np.zeros(T * k),
+                            np.r_[np.full(T, np.inf), 0.0], np.r_[np.full(T, np.inf), 0.0])
+        tids[utt] = ref
+    write_int_vectors(f"ark:| gzip -c > {ali_dir}/ali.1.gz", sorted(tids.items()))
+    write_lattices(f"ark:| gzip -c > {denlats}/lat.1.gz", sorted(lats.items()))
+    return ali_dir, lang, denlats

@@ -14,8 +14,9 @@ from hdnn.kaldi.io import read_int_vectors, read_matrices
 from hdnn.kaldi.lattices import read_lattices, write_lattices
 from hdnn.kaldi.posteriors import read_posteriors
 from hdnn.nnet.sequence import FrameAccuracy, LatticeBatch, forward_backward
-from tests.recipe.conftest import (ROOT, FAST, WER_LINE, check, clone_for_decoding, make_recipe_dir,
-                                   ref_words, run_recipe)
+from hdnn.nnet.models import load_model
+from tests.recipe.conftest import (ROOT, FAST, WER_LINE, check, clone_for_decoding, link_nnet_system,
+                                   make_recipe_dir, ref_words, run_recipe)
 
 pytestmark = pytest.mark.kaldi
 
@@ -210,3 +211,43 @@ def test_sequence_criterion_equals_kaldis_lattice_posteriors(kaldi, py_run, tmp_
                     kaldi_post("gamma"))
     print(f"arc posteriors: max |ours - Kaldi| = {diff:.2e}")
     assert diff <= 1e-4
+
+    # sMBR training on these lattices (the dev set stands in for training data) raises the
+    # expected frame accuracy
+    denlats = tmp_path / "denlats"
+    denlats.mkdir()
+    (tmp_path / "lat.gz").rename(denlats / "lat.1.gz")
+    sh(f"{sys.executable} {ROOT}/steps_py/train_smbr.py --num-iters 2 --learn-rate 2e-5 data/ihm/dev_fbank "
+       f"data/lang exp/ihm/student_kd exp/ihm/student_adapt_sup/ali_dev {denlats} {tmp_path}/smbr")
+    acc = [float(line.split("\t")[3]) for line in (tmp_path / "smbr" / "curve.tsv").read_text().splitlines()[1:]]
+    print(f"sMBR training: frame accuracy per iteration {acc}")
+    assert acc[1] > acc[0]
+
+
+def test_stage_10_sequence_trains_on_kaldis_denominator_lattices(kaldi, py_run, fast_dnn_conf, tmp_path):
+    """Stage 10 with --backend kaldi: student_kd's own alignments (align-compiled-mapped), its
+    denominator lattices (latgen-faster-mapped on a unigram graph of the training transcripts),
+    train_smbr.py for the sMBR, teacher-student and gates-only students, and their decoding."""
+    recipe = clone_for_decoding(py_run.dir, tmp_path / "kaldi_smbr", "student_kd")
+    link_nnet_system(py_run.dir / "exp" / "ihm", recipe / "exp" / "ihm", "teacher")
+    systems = "student_smbr student_ts_smbr student_gate_smbr"
+    check(run_recipe(recipe, "--backend", "kaldi", *FAST, "--decode-dnn-config", fast_dnn_conf, "--stage", 10,
+                     "--stop-stage", 10, "--smbr-systems", systems, "--smbr-opts", "--num-iters 1",
+                     "--denlat-opts", "--beam=8.0 --lattice-beam=4.0 --max-active=1000", kaldi_root=kaldi))
+    exp = recipe / "exp" / "ihm"
+    assert "align-compiled-mapped" in (exp / "student_kd_ali" / "log" / "align.1.log").read_text()
+    for job in (1, 2):
+        log = (exp / "student_kd_denlats" / "log" / f"decode_den.{job}.log").read_text()
+        assert re.search(r"latgen-faster-mapped.*Done \d+ utterances, failed for 0", log, re.S)
+    lats = list(read_lattices(f"ark:gunzip -c {exp}/student_kd_denlats/lat.*.gz |"))
+    assert len(lats) == sum(1 for _ in open(recipe / "data" / "ihm" / "train_fbank" / "feats.scp"))
+    kd = load_model(exp / "student_kd" / "final.pt").state_dict()
+    for sys in systems.split():
+        curve = (exp / sys / "curve.tsv").read_text().splitlines()
+        assert len(curve) == 2, curve
+        m = best_wer(exp / sys / "decode_dev")
+        print(f"{sys}: frame accuracy {curve[1].split()[3]}, dev {m[0]}")
+        assert int(m[3]) == ref_words(recipe / "data/ihm/dev/text")
+        changed = [k for k, v in load_model(exp / sys / "final.pt").state_dict().items() if not torch.equal(v, kd[k])]
+        assert changed and (sys != "student_gate_smbr" or all("gate" in k for k in changed))
+    assert "--teacher" in (exp / "student_ts_smbr" / ".done").read_text()
