@@ -43,6 +43,8 @@ def get_args(argv=None):
                    help="fraction of each speaker's utterances held out to stop early (0: no stopping)")
     p.add_argument("--min-confidence", type=float, default=0.0,
                    help="alignments: drop frames whose aligned pdf has less unadapted posterior")
+    p.add_argument("--max-seconds", type=float, default=0.0,
+                   help="adapt on the first this many seconds of each speaker's utterances (0: all of them)")
     p.add_argument("--seed", type=int, default=777)
     p.add_argument("--verbose", type=str2bool, default=False)
     args = p.parse_args(argv)
@@ -61,7 +63,7 @@ def main(argv=None):
 
     config = AdaptConfig(**{k: getattr(args, k) for k in (
         "update", "learn_rate", "max_epochs", "minibatch_size", "kld_rho", "held_out", "min_confidence",
-        "seed")})
+        "max_seconds", "seed")})
     targets = None if args.teacher else args.dirs[2]
     reports = adapt_dir(args.dirs[0], args.dirs[1], exp_dir, config, targets=targets, teacher=args.teacher)
     frames = sum(r["frames"] for r in reports.values())

@@ -206,6 +206,63 @@ def plot_training_curves(histories, png):
     plt.close(fig)
 
 
+def adaptation_curves(exp_root, mics):
+    """{(mic, set): {update: {seconds: %WER}}} of stage 9's data-amount curve (update "none":
+    the unadapted student), from exp/<mic>/student_adapt_curve/<set>_<update>_<seconds>."""
+    import re
+
+    out = {}
+    for mic in mics:
+        setting = dev_setting(Path(exp_root) / mic / "student_kd")
+        for d in sorted((Path(exp_root) / mic / "student_adapt_curve").glob("*_*_*")):
+            m = re.fullmatch(r"(\w+?)_(none|gates|lhuc|all)_(\d+)", d.name)
+            line = wer_line_at(d / "decode_test", setting) if m and setting else None
+            if line:
+                out.setdefault((mic, m[1]), {}).setdefault(m[2], {})[int(m[3])] = wer_of(line)
+    return out
+
+
+def format_curves(curves):
+    seconds = sorted({n for c in curves.values() for u in c.values() for n in u if n}) + [0]
+    head = " | ".join(f"{n} s" if n else "the whole first half" for n in seconds)
+    out = [f"| mic | set | update | unadapted | {head} |", "|---|---|---|---:|" + "---:|" * len(seconds)]
+    for (mic, s), c in sorted(curves.items()):
+        base = c.get("none", {}).get(0)
+        for update in ("gates", "lhuc", "all"):
+            if update in c:
+                cells = [f"{c[update][n]:.2f}" if n in c[update] else "-" for n in seconds]
+                out.append(f"| {mic} | {s} | {update} | {base if base is None else f'{base:.2f}'} | "
+                           + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def plot_curves(curves, png):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), squeeze=False)
+    for ax, ((mic, s), c) in zip(axes[0], sorted(curves.items())):
+        seconds = sorted({n for u in c.values() for n in u if n})
+        x_all = (seconds[-1] * 2) if seconds else 1
+        for update, marker in zip(("gates", "lhuc", "all"), "os^"):
+            if update in c:
+                pts = sorted((n or x_all, w) for n, w in c[update].items())
+                ax.plot([p for p, _ in pts], [w for _, w in pts], marker=marker, label=update)
+        if "none" in c:
+            ax.axhline(c["none"][0], color="grey", linestyle="--", label="unadapted")
+        ax.set_xscale("log")
+        ax.set_xticks(seconds + [x_all], [f"{n}" for n in seconds] + ["half"])
+        ax.set(xlabel="adaptation data per speaker (s)", ylabel="%WER", title=f"{mic} {s}: second halves")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_open(png, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None):
     p = get_parser(__doc__, USAGE)
     p.add_argument("--mics", default="ihm,sdm1", help="comma-separated mic conditions to collect")
@@ -246,6 +303,14 @@ def main(argv=None):
         curves = png.with_name("training_curves.png")
         plot_training_curves(histories, curves)
         parts += [f"![Training curves]({curves.name})", ""]
+    curves = adaptation_curves(args.exp_root, args.mics.split(","))
+    if curves:
+        png_curve = png.with_name("adaptation_curve.png")
+        plot_curves(curves, png_curve)
+        parts += ["Speaker adaptation against the amount of data (stage 9): each speaker's utterances in "
+                  "two halves; student_kd adapted (first-pass targets) on the first N seconds of the first "
+                  "half, %WER on the second halves at student_kd's dev setting:", "", format_curves(curves), "",
+                  f"![Adaptation curve]({png_curve.name})", ""]
     with atomic_open(args.results_md) as f:
         f.write("\n".join(parts))
 

@@ -12,7 +12,7 @@
 #   5 teacher DNN (CE)       6 student HDNN (CE) + small DNN (CE)
 #   7 student HDNN (KD)      8 nnet decoding
 #   9 speaker adaptation of the KD student's gates (unsupervised, teacher-labelled, supervised)
-#     and its decoding
+#     and its decoding; the data-amount curve (adaptation on the first N seconds of each speaker)
 #  10 sequence training (sMBR) of the teacher and the KD student, in the teacher-student
 #     variants, and its decoding (--backend kaldi: the denominator lattices come from
 #     latgen-faster-mapped)                             11 results table
@@ -57,6 +57,13 @@ adapt_opts="--update gates"           # every adaptation
 # (egs/ami/README.md, "Speaker adaptation").
 adapt_ali_opts="--kld-rho 0"
 adapt_teacher_opts="--kld-rho 0.5"
+# Stage 9's data-amount curve: each speaker of these sets split in halves (utterances in time
+# order); student_kd adapted on the first N seconds of the first half (0: all of it), with
+# student_adapt_unsup's targets, for each kind of update; decoded on the second half at
+# student_kd's dev setting. Empty: no curve.
+adapt_curve_sets="eval"
+adapt_curve_seconds="10 30 60 0"
+adapt_curve_updates="gates lhuc all"
 # Stage 10: sMBR as nnet1's train_mpe.sh (steps_py/train_smbr.py) from the nnet's own alignments
 # and denominator lattices (a unigram LM of the training transcripts, as make_denlats.sh builds):
 # teacher_smbr, student_smbr (student_kd), student_ts_smbr (student_kd, with the teacher's soft
@@ -85,7 +92,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -115,7 +122,7 @@ gmm() {
   local name=$1; shift
   if [ $backend = kaldi ]; then
     case $name in
-      prepare_lang|mkgraph|format_lm|validate_data_dir) "utils/$name.sh" "$@" ;;
+      prepare_lang|mkgraph|format_lm|validate_data_dir|subset_data_dir) "utils/$name.sh" "$@" ;;
       *) "steps/$name.sh" "$@" ;;
     esac
   else
@@ -265,7 +272,15 @@ spk_opts() { if [ -d $1/spk ]; then echo "--spk-params $1/spk"; fi; }
 # decode_nnet SYSTEM SET: log-likelihoods (log-posteriors - log-priors) of an nnet, decoded
 # with the tri graph and the transition model of tri_ali, then scored.
 decode_nnet() {
-  local nnet=$exp/$1 fbank=$data/${2}_fbank dir=$exp/$1/decode_$2
+  local opts=""
+  [ $backend = kaldi ] || opts=$(sweep_opts $exp/$1 $2 "$nnet_scoring_opts")
+  decode_data $exp/$1 $data/${2}_fbank $exp/$1/decode_$2 "$opts"
+}
+
+# decode_data NNET-DIR DATA DIR SWEEP-OPTS: decode_nnet's work for any data dir (SWEEP-OPTS: the
+# py backend's LM-weight points; Kaldi's scoring sweeps $nnet_scoring_opts on the lattices).
+decode_data() {
+  local nnet=$1 fbank=$2 dir=$3 opts=$4
   if [ $backend = kaldi ]; then
     local beam max_active lattice_beam acwt
     . $decode_dnn_config
@@ -279,7 +294,6 @@ decode_nnet() {
         $exp/tri_ali/final.mdl $graph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
     local/score.sh --cmd "$decode_cmd" $nnet_scoring_opts $fbank $graph $dir
   else
-    local opts; opts=$(sweep_opts $nnet $2 "$nnet_scoring_opts")
     py forward --log-file $dir/log/forward.log $(spk_opts $nnet) $fbank $nnet ark,scp:$dir/loglikes.ark,$dir/loglikes.scp
     py decode_mapped --nj $nj $nnet_decode_opts $opts $graph $fbank $exp/tri_ali scp:$dir/loglikes.scp $dir
     rm -f $dir/loglikes.ark $dir/loglikes.scp
@@ -350,12 +364,45 @@ adapt() {
   esac
 }
 
+# curve_data SET DIR: DIR/{pool,test}, the first and second half of each speaker's utterances
+# (the first half has the middle one; a speaker of one utterance is only adapted on).
+curve_data() {
+  local fbank=$data/${1}_fbank dir=$2
+  mkdir -p $dir
+  awk -v dir=$dir '{n = int(NF / 2); for (i = 2; i <= NF; i++) print $i > (dir (i <= n + 1 ? "/pool.list" : "/test.list"))}' \
+    $fbank/spk2utt
+  gmm subset_data_dir --utt-list $dir/pool.list $fbank $dir/pool
+  gmm subset_data_dir --utt-list $dir/test.list $fbank $dir/test
+}
+
+# curve_point SET UPDATE SECONDS: one point of the data-amount curve (SECONDS 0: the whole half;
+# UPDATE none: student_kd unadapted).
+curve_point() {
+  local curve=$exp/student_adapt_curve dir=$exp/student_adapt_curve/$1_$2_$3 nnet=$exp/student_kd
+  local setting; setting=$(dev_setting $exp/student_kd)
+  set -- $1 $2 $3 $setting
+  if [ $2 != none ]; then
+    py adapt $adapt_ali_opts --update $2 --max-seconds $3 $curve/$1/pool $nnet $exp/student_adapt_unsup/ali_$1 $dir
+    nnet=$dir
+  fi
+  decode_data $nnet $curve/$1/test $dir/decode_test "--min-lmwt $4 --max-lmwt $4 --word-ins-penalty $5"
+}
+
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log "Stage 9: speaker adaptation of student_kd ($adapt_opts): $adapt_systems"
   need $exp/student_kd/decode_eval/.done 8
   for sys in $adapt_systems; do
     for s in dev eval; do step $exp/$sys/adapt_$s adapt $sys $s; done
     for s in dev eval; do step $exp/$sys/decode_$s decode_nnet $sys $s; done
+  done
+  for s in $adapt_curve_sets; do
+    log "Stage 9: data-amount curve on $s (${adapt_curve_seconds} s; $adapt_curve_updates)"
+    need $exp/student_adapt_unsup/adapt_$s/.done 9
+    step $exp/student_adapt_curve/$s curve_data $s $exp/student_adapt_curve/$s
+    step $exp/student_adapt_curve/${s}_none_0 curve_point $s none 0
+    for u in $adapt_curve_updates; do
+      for n in $adapt_curve_seconds; do step $exp/student_adapt_curve/${s}_${u}_$n curve_point $s $u $n; done
+    done
   done
 fi
 

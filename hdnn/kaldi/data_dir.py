@@ -301,17 +301,31 @@ def subset_tr_cv(data_dir, tr_dir, cv_dir, cv_fraction=0.1, seed=777):
 
 
 def subset_data_dir_by_speakers(data_dir, out_dir, speakers):
-    """Copy the part of a data dir spoken by `speakers` (utils/subset_data_dir.sh --spk-list).
+    """Copy the part of a data dir spoken by `speakers` (utils/subset_data_dir.sh --spk-list)."""
+    utt2spk = read_kaldi_map(Path(data_dir) / "utt2spk")
+    keep = set(speakers)
+    utts = [u for u, s in utt2spk.items() if s in keep]
+    if not utts:
+        raise HdnnError(f"{data_dir}/utt2spk: no utterances of the {len(keep)} speakers given")
+    subset_data_dir(data_dir, out_dir, utts)
+
+
+def subset_data_dir(data_dir, out_dir, utts):
+    """Copy the part of a data dir made of the utterances `utts` (utils/subset_data_dir.sh
+    --utt-list).
 
     Every per-utterance, per-speaker and per-recording file is filtered. The new dir is
     built beside `out_dir` and renamed onto it, so an interruption leaves no partial dir.
     """
     src, out = Path(data_dir), Path(out_dir)
-    keep_spk = set(speakers)
     utt2spk = read_kaldi_map(src / "utt2spk")
-    keep_utt = {u for u, s in utt2spk.items() if s in keep_spk}
+    unknown = [u for u in utts if u not in utt2spk]
+    if unknown:
+        raise HdnnError(f"{src}/utt2spk: no utterance {unknown[0]} (of the {len(utts)} to keep)")
+    keep_utt = set(utts)
     if not keep_utt:
-        raise HdnnError(f"{src}/utt2spk: no utterances of the {len(keep_spk)} speakers given")
+        raise HdnnError(f"{src}: no utterances to keep")
+    keep_spk = {utt2spk[u] for u in keep_utt}
     keep_reco = keep_utt
     if (src / "segments").exists():
         segments = read_kaldi_map(src / "segments", multi=True)
@@ -319,9 +333,7 @@ def subset_data_dir_by_speakers(data_dir, out_dir, speakers):
 
     with atomic_dir(out) as tmp:
         _write_filtered(src / "utt2spk", tmp / "utt2spk", keep_utt)
-        _write_filtered(src / "spk2utt", tmp / "spk2utt", keep_spk, missing_ok=True)
-        if not (tmp / "spk2utt").exists():
-            write_kaldi_map(tmp / "spk2utt", utt2spk_to_spk2utt(read_kaldi_map(tmp / "utt2spk")))
+        write_kaldi_map(tmp / "spk2utt", utt2spk_to_spk2utt(read_kaldi_map(tmp / "utt2spk")))
         for name in PER_UTT_FILES:
             _write_filtered(src / name, tmp / name, keep_utt, missing_ok=True)
         for name in PER_SPK_FILES:

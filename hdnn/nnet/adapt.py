@@ -57,6 +57,7 @@ class AdaptConfig:
     kld_rho: float = 0.5
     held_out: float = 0.1
     min_confidence: float = 0.0
+    max_seconds: float = 0.0    # adapt on the first this many seconds of each speaker (0: all)
     seed: int = 777
 
     def __post_init__(self):
@@ -66,6 +67,8 @@ class AdaptConfig:
             raise HdnnError(f"--kld-rho {self.kld_rho} is outside [0, 1)")
         if not 0.0 <= self.held_out < 1.0:
             raise HdnnError(f"--held-out {self.held_out} is outside [0, 1)")
+        if self.max_seconds < 0:
+            raise HdnnError(f"--max-seconds {self.max_seconds} is negative")
         if self.learn_rate <= 0 or self.max_epochs < 1 or self.minibatch_size < 1:
             raise HdnnError("--learn-rate, --max-epochs and --minibatch-size must be positive")
 
@@ -256,11 +259,14 @@ def _split_held_out(utt_lengths, fraction):
 
 
 def speaker_data(pipeline, utts, hard=None, teacher_pipeline=None, held_out=0.1, length_tolerance=5,
-                 source="targets"):
+                 source="targets", max_frames=0):
     """SpeakerData of ``utts``: inputs from ``pipeline``, hard targets from {utt: pdf ids}
-    (utterances without are skipped) or teacher inputs from ``teacher_pipeline``."""
+    (utterances without are skipped) or teacher inputs from ``teacher_pipeline``; with
+    ``max_frames``, only the first that many frames (in the order of ``utts``)."""
     inputs, targets, t_inputs, lengths = [], [], [], []
     for utt in utts:
+        if max_frames and sum(lengths) >= max_frames:
+            break
         x = pipeline(utt)
         parts = [x]
         if hard is not None:
@@ -272,6 +278,8 @@ def speaker_data(pipeline, utts, hard=None, teacher_pipeline=None, held_out=0.1,
         n = min(len(a) for a in parts)
         if max(len(a) for a in parts) - n > length_tolerance:
             raise HdnnError(f"{source}: utterance {utt} has {len(parts[1])} frames, its features {len(x)}")
+        if max_frames:
+            n = min(n, max_frames - sum(lengths))
         inputs.append(x[:n])
         if hard is not None:
             targets.append(np.asarray(hard[utt][:n], dtype=np.int64))
@@ -336,7 +344,8 @@ def adapt_dir(data_dir, model_dir, out_dir, config, targets=None, teacher=None, 
         if "/" in spk:
             raise HdnnError(f"{data.path / 'spk2utt'}: speaker id {spk!r} cannot name a file")
         path = spk_dir / f"{spk}.pt"
-        sd = speaker_data(pipeline, data.spk2utt[spk], hard, teacher_pipeline, config.held_out, source=source)
+        sd = speaker_data(pipeline, data.spk2utt[spk], hard, teacher_pipeline, config.held_out, source=source,
+                          max_frames=round(100 * config.max_seconds))
         if sd is None:
             log.warning("speaker %s: no utterance has targets in %s; not adapted", spk, source)
             path.unlink(missing_ok=True)  # an earlier run's file would not match these targets

@@ -177,3 +177,33 @@ def test_validate_step(tmp_path):
     assert bad.stderr.strip().splitlines()[-1] == \
         f"validate_data_dir.py: error: {d}/feats.scp: no such file (if this is by design, use no_feats)"
     assert subprocess.run([sys.executable, str(step), "--no-feats", str(d)]).returncode == 0
+
+
+def _subset_files(d):
+    return {p.name: p.read_text() for p in sorted(Path(d).iterdir()) if p.is_file()}
+
+
+@pytest.mark.kaldi
+def test_subset_step_writes_what_kaldis_subset_data_dir_writes(kaldi, tmp_path):
+    import sys
+
+    step = Path(__file__).resolve().parents[2] / "steps_py" / "subset_data_dir.py"
+    src = make_data_dir(tmp_path / "all", speakers=SPEAKERS, utts_per_spk=3)
+    utts = DataDir(src).utts[1:5]
+    (tmp_path / "list").write_text("".join(f"{u}\n" for u in utts))
+    ours = subprocess.run([sys.executable, str(step), "--utt-list", tmp_path / "list", src, tmp_path / "ours"],
+                          capture_output=True, text=True)
+    assert ours.returncode == 0, ours.stderr
+    p = subprocess.run(["utils/subset_data_dir.sh", "--utt-list", str(tmp_path / "list"), str(src),
+                        str(tmp_path / "kaldi")], cwd=Path(kaldi) / "egs/wsj/s5", env=kaldi_env(),
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    kaldi_files = _subset_files(tmp_path / "kaldi")
+    ours_files = _subset_files(tmp_path / "ours")
+    for name, text in ours_files.items():
+        assert kaldi_files.get(name) == text, name
+    assert DataDir(tmp_path / "ours").utts == utts
+    (tmp_path / "bad").write_text("nobody\n")
+    bad = subprocess.run([sys.executable, str(step), "--utt-list", tmp_path / "bad", src, tmp_path / "x"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "no utterance nobody" in bad.stderr and not (tmp_path / "x").exists()

@@ -201,3 +201,19 @@ def test_bad_options_are_one_clear_line(warped, tmp_path):
     assert p.returncode == 1 and "--kld-rho 1.5" in p.stderr and "Traceback" not in p.stderr
     p = run_step("adapt.py", "--update", "gates", w["adapt"], w["teacher"], w["ali"], tmp_path / "y", check=False)
     assert p.returncode == 1 and "has no gates" in p.stderr
+
+
+def test_max_seconds_adapts_on_the_first_seconds_of_each_speaker(warped, tmp_path):
+    """--max-seconds 0.5: the first 50 frames of each speaker (training + held-out), no more."""
+    from hdnn.nnet.adapt import read_speaker_file
+
+    w = warped
+    out = tmp_path / "short"
+    run_step("adapt.py", "--max-seconds", "0.5", w["adapt"], w["student"], w["ali"], out)
+    for f in (out / "spk").glob("*.pt"):
+        report = read_speaker_file(f)["report"]
+        assert report["frames"] + report["held_out_frames"] == 50
+    full = tmp_path / "full"
+    run_step("adapt.py", w["adapt"], w["student"], w["ali"], full)
+    report = read_speaker_file(next((full / "spk").glob("*.pt")))["report"]
+    assert report["frames"] + report["held_out_frames"] > 200

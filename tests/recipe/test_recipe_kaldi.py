@@ -124,7 +124,8 @@ def test_stage_9_aligns_with_kaldis_align_compiled_mapped(kaldi, py_run, fast_dn
 
     recipe = clone_for_decoding(py_run.dir, tmp_path / "kaldi_adapt", "student_kd")
     check(run_recipe(recipe, "--backend", "kaldi", *FAST, "--decode-dnn-config", fast_dnn_conf, "--stage", 8,
-                     "--nnet-systems", "student_kd", "--adapt-systems", "student_adapt_sup", kaldi_root=kaldi))
+                     "--stop-stage", 9, "--nnet-systems", "student_kd", "--adapt-systems", "student_adapt_sup",
+                     "--adapt-curve-sets", "", kaldi_root=kaldi))
     exp = recipe / "exp" / "ihm" / "student_adapt_sup"
     for dset in ("dev", "eval"):
         assert "align-compiled-mapped" in (exp / f"ali_{dset}" / "log" / "align.1.log").read_text()

@@ -204,3 +204,20 @@ def test_unknown_options_are_refused(tmp_path):
                           (["--backend", "kaldo"], "unknown --backend kaldo")]:
         run = run_recipe(recipe, *args)
         assert run.returncode != 0 and message in run.output, run.tail()
+
+
+def test_stage_9_draws_the_data_amount_curve(py_run):
+    """Each eval speaker's utterances in two halves; adapted on the first, tested on the second,
+    for gates, LHUC and all weights; a table and a plot in RESULTS.md."""
+    curve = py_run.dir / "exp" / "ihm" / "student_adapt_curve"
+    pool, test = ({line.split()[0] for line in (curve / "eval" / d / "utt2spk").open()} for d in ("pool", "test"))
+    everything = {line.split()[0] for line in (py_run.dir / "data/ihm/eval_fbank/utt2spk").open()}
+    assert pool and test and not pool & test and pool | test == everything
+    for update in ("gates", "lhuc", "all"):
+        for seconds in (10, 30, 60, 0):
+            point = curve / f"eval_{update}_{seconds}"
+            assert (point / "decode_test" / "scoring_kaldi" / "best_wer").is_file()
+            assert {p.stem for p in (point / "spk").glob("*.pt")} <= {line.split()[0] for line in
+                                                                   (curve / "eval" / "pool" / "spk2utt").open()}
+    results = (py_run.dir / "RESULTS.md").read_text()
+    assert "| ihm | eval | lhuc |" in results and (py_run.dir / "adaptation_curve.png").stat().st_size > 0

@@ -68,7 +68,7 @@ def artifacts(recipe_dir, corpus_dir):
         alis = read_ali_dir(ali_dir)
         out[f"{ali_dir.relative_to(recipe_dir)}/ali.*.gz"] = digest(*(x for u, a in alis.items()
                                                                       for x in (u, np.asarray(a).tobytes())))
-    for png in ("wer_vs_params.png", "training_curves.png"):
+    for png in ("wer_vs_params.png", "training_curves.png", "adaptation_curve.png"):
         out[png] = digest((recipe_dir / png).read_bytes())
     for wav in sorted(Path(corpus_dir).rglob("*.wav")):
         out[f"<corpus>/{wav.relative_to(corpus_dir)}"] = digest(wav.read_bytes())
@@ -88,8 +88,11 @@ def test_a_second_run_with_another_nj_on_a_loaded_machine_writes_the_same_bytes(
     # prepare_lang.sh writes dict/lexiconp.txt), never what the recipe made
     assert not set(second) - set(first), sorted(set(second) - set(first))[:8]
     assert sum(k.startswith("<corpus>") for k in second) > 10
-    # four nnets, and the copies of student_kd in the three adapted systems with 8 speakers' files each
-    assert sum("final.pt" in k for k in second) == 4 + 3 and sum("/spk/" in k for k in second) == 3 * 8
+    # four nnets, and the copies of student_kd in the three adapted systems with 8 speakers' files
+    # each, and in the 12 points of the adaptation curve with a file per eval speaker
+    curve_spk = len((recipe / "exp/ihm/student_adapt_curve/eval/pool/spk2utt").read_text().splitlines())
+    assert sum("final.pt" in k for k in second) == 4 + 3 + 12
+    assert sum("/spk/" in k for k in second) == 3 * 8 + 12 * curve_spk
     assert len(second) > 500
     differ = [k for k in second if first[k] != second[k]]
     assert not differ, f"{len(differ)} of {len(second)} artifacts differ, e.g. {differ[:8]}"
