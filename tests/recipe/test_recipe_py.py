@@ -134,8 +134,9 @@ def test_rerun_skips_complete_steps_and_changes_nothing(py_run, py_args):
     skipped = re.findall(r"(\S+) is complete, skipping", rerun.output)
     steps = {str(p.parent.relative_to(py_run.dir)) for p in py_run.dir.rglob(".done")}
     assert sorted(skipped) == sorted(steps)
-    # features, lang+LM, mono, tri+graph+decodes, nnets, decodes, adaptations and their decodes
-    assert len(steps) == 3 + 3 + 2 + 5 + 4 + 8 + 12
+    # features, lang+LM, mono, tri+graph+decodes, nnets, decodes, adaptations and their decodes,
+    # the curve's halves, unadapted point and 12 adapted points
+    assert len(steps) == 3 + 3 + 2 + 5 + 4 + 8 + 12 + 1 + 1 + 12
     assert snapshot(py_run.dir) == before
     assert (py_run.dir / "RESULTS.md").read_text() == results
 
