@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from hdnn.errors import HdnnError
 from hdnn.nnet.losses import cross_entropy, kd_loss
 from hdnn.nnet.model_dir import copy_model_dir
-from hdnn.nnet.models import add_lhuc, load_model, save_torch
+from hdnn.nnet.models import add_lhuc, save_torch
 
 UPDATES = ("gates", "lhuc", "all")
 log = logging.getLogger(__name__)
@@ -314,23 +314,20 @@ def adapt_dir(data_dir, model_dir, out_dir, config, targets=None, teacher=None, 
     and copies the model dir's files to ``out_dir``. Returns {spk: report}."""
     from tqdm import tqdm
 
-    from hdnn.nnet.model_dir import load_feature_pipeline
-    from hdnn.nnet.train import check_model_fits, read_targets
+    from hdnn.nnet.model_dir import load_for_data
+    from hdnn.nnet.train import read_targets
 
     if (targets is None) == (teacher is None):
         raise HdnnError("adaptation needs either alignments (targets) or a teacher model, not both")
     model_file = Path(model_dir) / "final.pt"
-    model = load_model(model_file)
-    pipeline = load_feature_pipeline(model_dir, data_dir)
-    check_model_fits(model, pipeline.dim, None, model_file, pipeline.data.feats_scp)
+    model, pipeline = load_for_data(model_file, data_dir)
     num_pdfs = model.config["num_pdfs"]
     hard, source, teacher_model, teacher_pipeline = None, None, None, None
     if targets is not None:
         hard, source, _ = read_targets(targets, num_pdfs)
     else:
-        teacher_model = load_model(teacher).eval()
-        teacher_pipeline = load_feature_pipeline(Path(teacher).parent, data_dir)
-        check_model_fits(teacher_model, teacher_pipeline.dim, num_pdfs, teacher, pipeline.data.feats_scp)
+        teacher_model, teacher_pipeline = load_for_data(teacher, data_dir, num_pdfs)
+        teacher_model.eval()
         source = str(teacher)
     out_dir = Path(out_dir)
     spk_dir = out_dir / "spk"

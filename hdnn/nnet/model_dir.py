@@ -73,3 +73,15 @@ def copy_model_dir(model_dir, out_dir, names=MODEL_DIR_FILES):
                                 f"use a new dir or remove it")
             continue
         shutil.copyfile(src, dst)
+
+
+def load_for_data(model_file, data_dir, num_pdfs=None):
+    """(model, FeaturePipeline over ``data_dir``) of a model file and the feature set-up saved
+    beside it, checked to fit the features (and ``num_pdfs`` outputs, when given)."""
+    from hdnn.nnet.models import load_model
+    from hdnn.nnet.train import check_model_fits
+
+    model = load_model(model_file)
+    pipeline = load_feature_pipeline(Path(model_file).parent, data_dir)
+    check_model_fits(model, pipeline.dim, num_pdfs, model_file, pipeline.data.feats_scp)
+    return model, pipeline

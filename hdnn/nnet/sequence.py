@@ -259,7 +259,7 @@ class _LatticeCriterion(torch.autograd.Function):
         stats = forward_backward(batch, loglikes, kappa, accuracy)
         if not torch.all(torch.isfinite(stats.logz)):
             bad = [batch.utts[i] for i in torch.nonzero(~torch.isfinite(stats.logz)).flatten().tolist()]
-            raise HdnnError(f"lattice of {bad[0]} has no complete path (total score {stats.logz[0].item()})")
+            raise HdnnError(f"lattice of {bad[0]} has no complete path")
         ctx.batch, ctx.kappa, ctx.shape, ctx.dtype = batch, kappa, loglikes.shape, loglikes.dtype
         ctx.save_for_backward(stats.gamma, stats.post)
         return stats.logz, stats.accuracy

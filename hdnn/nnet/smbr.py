@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from hdnn.errors import HdnnError, atomic_open
-from hdnn.nnet.models import load_model, save_model, save_torch
+from hdnn.nnet.models import save_model, save_torch
 
 log = logging.getLogger(__name__)
 CRITERIA = ("smbr", "mpfe", "mmi")
@@ -157,7 +157,7 @@ def utterance_loss(model, log_prior, data, utt, config, teacher=None):
     else:
         seq, expected = smbr_loss(y, batch, kappa, acc)
         stat = expected.sum().item()
-    loss = (1.0 - config.ts_weight) * seq if config.ts_weight < 1.0 else 0.0 * seq
+    loss = (1.0 - config.ts_weight) * seq
     if config.ts_weight > 0:
         from hdnn.nnet.losses import kd_loss
 
@@ -186,24 +186,20 @@ def train_smbr(data_dir, model_dir, ali_dir, denlat_dir, lang_dir, out_dir, conf
     ``ali_dir`` and the lattices of ``denlat_dir``; writes the model dir ``out_dir`` and returns
     the path of its final.pt. ``teacher``: a model file, for ts_weight > 0."""
     from hdnn.nnet.forward import prior_log_probs
-    from hdnn.nnet.model_dir import MODEL_DIR_FILES, PRIOR_COUNTS, copy_model_dir, load_feature_pipeline
-    from hdnn.nnet.train import check_model_fits
+    from hdnn.nnet.model_dir import MODEL_DIR_FILES, PRIOR_COUNTS, copy_model_dir, load_for_data
     from hdnn.kaldi.counts import read_counts
 
     if (config.ts_weight > 0) != (teacher is not None):
         raise HdnnError("a teacher (--teacher) is used exactly when --ts-weight > 0")
     model_file = Path(model_dir) / "final.pt"
-    model = load_model(model_file)
-    pipeline = load_feature_pipeline(model_dir, data_dir)
-    check_model_fits(model, pipeline.dim, None, model_file, pipeline.data.feats_scp)
+    model, pipeline = load_for_data(model_file, data_dir)
     num_pdfs = model.config["num_pdfs"]
     counts_file = Path(model_dir) / PRIOR_COUNTS
     log_prior = torch.from_numpy(prior_log_probs(read_counts(counts_file), num_pdfs, counts_file)).float()
     teacher_model, teacher_pipeline = None, None
     if teacher is not None:
-        teacher_model = load_model(teacher).eval()
-        teacher_pipeline = load_feature_pipeline(Path(teacher).parent, data_dir)
-        check_model_fits(teacher_model, teacher_pipeline.dim, num_pdfs, teacher, pipeline.data.feats_scp)
+        teacher_model, teacher_pipeline = load_for_data(teacher, data_dir, num_pdfs)
+        teacher_model.eval()
     data = SequenceData(pipeline, ali_dir, denlat_dir, lang_dir, config, teacher_pipeline)
     if data.tm.num_pdfs != num_pdfs:
         raise HdnnError(f"{Path(ali_dir) / 'final.mdl'} has {data.tm.num_pdfs} pdfs, the model {num_pdfs}")
