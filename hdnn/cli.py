@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from hdnn.errors import HdnnError
+from hdnn.errors import HdnnError, describe_os_error
 
 
 def str2bool(v):
@@ -61,13 +61,15 @@ def run_main(main, argv=None):
     except HdnnError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(1)
+    except OSError as e:  # disk full, read-only or unreadable paths: one line, not a traceback
+        if isinstance(e, BrokenPipeError):  # the reader of our stdout went away: stop quietly, as Kaldi tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
+        print(f"{prog}: error: {describe_os_error(e)}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
-    except BrokenPipeError:
-        # the reader of our stdout (e.g. `| head`) went away: stop quietly, as Kaldi tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)
 
 
 def set_torch_threads(n=1):

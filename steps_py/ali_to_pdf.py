@@ -19,7 +19,7 @@ def main(argv=None):
 
     tm = read_transition_model(args.model)
     alis = read_int_vectors(args.alignments)
-    write_int_vectors(args.pdfs, ((utt, ali_to_pdf(tm, ali)) for utt, ali in alis))
+    write_int_vectors(args.pdfs, ((utt, ali_to_pdf(tm, ali, utt, args.model)) for utt, ali in alis))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ The features are prepared as in training (the model dir's feature_opts.json, glo
 With --spk-params DIR each utterance is forwarded through its speaker's adapted model
 (DIR/<spk>.pt from steps_py/adapt.py, found through utt2spk); a speaker without a file is an error.
 """
+import math
+
 from hdnn.cli import get_parser, run_main, set_torch_threads, setup_logging, str2bool
+from hdnn.errors import HdnnError
 from hdnn.nnet.forward import OUTPUTS
 
 USAGE = """%(prog)s [options] <data-dir> <model-dir> <wspecifier>
@@ -34,7 +37,12 @@ def get_args(argv=None):
     p.add_argument("--spk-params", help="dir of per-speaker adapted parameters (<spk>.pt, steps_py/adapt.py)")
     p.add_argument("--log-file", help="also log to this file")
     p.add_argument("--verbose", type=str2bool, default=False)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise HdnnError(f"--temperature {args.temperature}: must be a positive number")
+    if args.topk < 1:
+        raise HdnnError(f"--topk {args.topk}: must be at least 1")
+    return args
 
 
 def main(argv=None):

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from hdnn.cli import get_parser, run_main, set_torch_threads, setup_logging, str2bool
+from hdnn.errors import HdnnError
 from hdnn.nnet.models import PRESETS
 
 USAGE = """%(prog)s [options] <data-tr> <data-cv> <targets> <exp-dir>
@@ -66,6 +67,8 @@ def get_args(argv=None):
         p.error(f"expected {want} arguments, got {len(args.dirs)} (see usage)")
     if args.teacher and args.teacher_post:
         p.error("give --teacher or --teacher-post, not both")
+    if args.cv_fraction is not None and not 0.0 < args.cv_fraction < 1.0:
+        raise HdnnError(f"--cv-fraction {args.cv_fraction}: must be in (0, 1)")
     return args
 
 
@@ -73,7 +76,7 @@ def main(argv=None):
     args = get_args(argv)
     set_torch_threads()
     from hdnn.nnet import distributed
-    from hdnn.nnet.train import TrainConfig, train_from_dirs
+    from hdnn.nnet.train import TrainConfig
 
     rank, world_size = distributed.init_from_env()
     exp_dir = Path(args.dirs[-1])
@@ -91,13 +94,24 @@ def main(argv=None):
         "min_iters", "keep_lr_iters", "start_halving_impr", "end_halving_impr", "halving_factor",
         "kd_lambda", "kd_temperature")})
     try:
-        train_from_dirs(tr_dir, cv_dir, args.dirs[-2], exp_dir, args.model_preset, config,
-                        teacher=args.teacher, teacher_post=args.teacher_post, num_pdfs=args.num_pdfs,
-                        length_tolerance=args.length_tolerance, max_skip_fraction=args.max_skip_fraction,
-                        max_epochs_this_run=args.max_epochs_this_run, cmvn=args.apply_cmvn,
-                        norm_vars=args.norm_vars, splice=args.splice, global_cmvn=args.global_cmvn)
+        _train(args, tr_dir, cv_dir, exp_dir, config)
+    except HdnnError as e:
+        if args.cv_fraction is None:
+            raise
+        # the split's data dirs are copies of lines of <data>: name the user's files, not the copies
+        raise HdnnError(str(e).replace(str(tr_dir), args.dirs[0]).replace(str(cv_dir), args.dirs[0])) from None
     finally:
         distributed.shutdown()
+
+
+def _train(args, tr_dir, cv_dir, exp_dir, config):
+    from hdnn.nnet.train import train_from_dirs
+
+    train_from_dirs(tr_dir, cv_dir, args.dirs[-2], exp_dir, args.model_preset, config,
+                    teacher=args.teacher, teacher_post=args.teacher_post, num_pdfs=args.num_pdfs,
+                    length_tolerance=args.length_tolerance, max_skip_fraction=args.max_skip_fraction,
+                    max_epochs_this_run=args.max_epochs_this_run, cmvn=args.apply_cmvn,
+                    norm_vars=args.norm_vars, splice=args.splice, global_cmvn=args.global_cmvn)
 
 
 def split_tr_cv(data_dir, exp_dir, cv_fraction, seed):

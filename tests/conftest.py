@@ -8,6 +8,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The session fixtures of each layer's data, available to every test directory (tests/faults uses both).
+pytest_plugins = ["tests.gmm.fixtures", "tests.nnet.fixtures"]
+
 
 def _kaldi_root():
     from hdnn.kaldi.binaries import kaldi_root

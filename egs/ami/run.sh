@@ -133,13 +133,20 @@ gmm() {
 # need FILE STAGE: fail clearly when an earlier stage has not been run.
 need() { [ -e "$1" ] || { echo "$0: $1 is missing: run stage $2 first (--stage $2)" >&2; exit 1; }; }
 
-# step DIR COMMAND...: run COMMAND unless DIR/.done says it completed; mark it done after.
+# step DIR COMMAND...: run COMMAND unless DIR/.done says it completed with the same command,
+# the same inputs (every path the command names, and those in $deps) and the same $settings
+# (options it takes from this script's variables); a changed one redoes it (steps_py/stage_done.py).
+# Call it as `deps="PATH ..." settings="$opts" step DIR COMMAND...` when COMMAND hides them.
 step() {
   local dir=$1; shift
-  if [ -f "$dir/.done" ]; then log "$dir is complete, skipping (remove $dir/.done to redo)"; return 0; fi
+  local state
+  state=$(py stage_done --deps "${deps:-}" --settings "${settings:-}" check "$dir" "$@") || exit 1
+  if [ "$state" = complete ]; then log "$dir is complete, skipping (remove $dir/.done to redo)"; return 0; fi
+  [ "$state" = "not done" ] || log "$dir: $state: redoing it"
+  rm -f "$dir/.done"
   "$@"
   mkdir -p "$dir"
-  echo "$*" > "$dir/.done"
+  py stage_done --deps "${deps:-}" --settings "${settings:-}" write "$dir" "$@" || exit 1
 }
 
 data=data/$mic
@@ -181,7 +188,7 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log "Stage 1: MFCC (GMM) and fbank (nnet) features"
   for s in $sets; do
     need $data/$s/wav.scp 0
-    step $exp/make_feats/$s features $s
+    deps="$data/$s conf/mfcc.conf conf/fbank.conf" step $exp/make_feats/$s features $s
   done
 fi
 
@@ -219,6 +226,14 @@ dev_setting() {
   echo $setting
 }
 
+# dev_dep SYSTEM-DIR SET: what eval's decoding reads from dev's (the setting dev chose).
+dev_dep() { if [ $2 != dev ]; then echo $1/decode_dev/scoring_kaldi/best_wer; fi; }
+
+# nnet_dep SYSTEM SET: the files a nnet system's decoding of SET reads.
+nnet_dep() {
+  echo "$exp/$1/final.pt $exp/$1/spk $graph $exp/tri_ali/final.mdl $data/${2}_fbank $(dev_dep $exp/$1 $2)"
+}
+
 # decode_gmm SET: decode and score a set with the tri GMM.
 decode_gmm() {
   if [ $backend = kaldi ]; then
@@ -237,7 +252,10 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   step $exp/tri gmm train_deltas --cmd "$train_cmd" $num_leaves $tot_gauss $data/train data/lang $exp/mono_ali $exp/tri
   step $exp/tri_ali gmm align_si --nj $nj --cmd "$train_cmd" $data/train data/lang $exp/tri $exp/tri_ali
   step $graph gmm mkgraph data/lang_test $exp/tri $graph
-  for s in dev eval; do step $exp/tri/decode_$s decode_gmm $s; done
+  for s in dev eval; do
+    deps="$graph $exp/tri/final.mdl $data/$s $(dev_dep $exp/tri $s)" settings="$gmm_decode_opts $gmm_scoring_opts" \
+      step $exp/tri/decode_$s decode_gmm $s
+  done
 fi
 
 # train_nnet DIR ARGS: one steps_py/train.py run on the fbank features and tri alignments.
@@ -306,7 +324,9 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   for sys in $nnet_systems; do
     case $sys in teacher) from=5 ;; student_ce|dnn_small) from=6 ;; *) from=7 ;; esac
     need $exp/$sys/.done $from
-    for s in dev eval; do step $exp/$sys/decode_$s decode_nnet $sys $s; done
+    for s in dev eval; do
+      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
+    done
   done
 fi
 
@@ -392,16 +412,22 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log "Stage 9: speaker adaptation of student_kd ($adapt_opts): $adapt_systems"
   need $exp/student_kd/decode_eval/.done 8
   for sys in $adapt_systems; do
-    for s in dev eval; do step $exp/$sys/adapt_$s adapt $sys $s; done
-    for s in dev eval; do step $exp/$sys/decode_$s decode_nnet $sys $s; done
+    for s in dev eval; do
+      deps="$exp/student_kd/final.pt $exp/student_kd/decode_$s/scoring_kaldi $exp/teacher/final.pt $data/${s}_fbank" \
+        settings="$adapt_opts $adapt_ali_opts $adapt_teacher_opts $(dev_setting $exp/student_kd)" step $exp/$sys/adapt_$s adapt $sys $s
+    done
+    for s in dev eval; do
+      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
+    done
   done
   for s in $adapt_curve_sets; do
     log "Stage 9: data-amount curve on $s (${adapt_curve_seconds} s; $adapt_curve_updates)"
     need $exp/student_adapt_unsup/adapt_$s/.done 9
-    step $exp/student_adapt_curve/$s curve_data $s $exp/student_adapt_curve/$s
-    step $exp/student_adapt_curve/${s}_none_0 curve_point $s none 0
-    for u in $adapt_curve_updates; do
-      for n in $adapt_curve_seconds; do step $exp/student_adapt_curve/${s}_${u}_$n curve_point $s $u $n; done
+    deps=$data/${s}_fbank step $exp/student_adapt_curve/$s curve_data $s $exp/student_adapt_curve/$s
+    for point in none_0 $(for u in $adapt_curve_updates; do for n in $adapt_curve_seconds; do echo ${u}_$n; done; done); do
+      deps="$exp/student_kd/final.pt $exp/student_kd/decode_dev/scoring_kaldi/best_wer $exp/student_adapt_curve/$s
+            $exp/student_adapt_unsup/ali_$s $graph $exp/tri_ali/final.mdl" settings="$adapt_ali_opts $nnet_decode_opts" \
+        step $exp/student_adapt_curve/${s}_$point curve_point $s ${point%_*} ${point##*_}
     done
   done
 fi
@@ -446,8 +472,9 @@ smbr() {
     *) echo "$0: unknown sMBR system $1 (teacher_smbr|student_smbr|student_ts_smbr|student_gate_smbr|student_kd_smbrt)" >&2
        exit 1 ;;
   esac
-  step $exp/${src}_ali align_nnet $src $data/train_fbank $exp/${src}_ali
-  step $exp/${src}_denlats make_denlats $src $exp/${src}_denlats
+  deps="$exp/$src/final.pt $exp/tri_ali/final.mdl data/lang" step $exp/${src}_ali align_nnet $src $data/train_fbank $exp/${src}_ali
+  deps="$exp/$src/final.pt $exp/dengraph $exp/tri_ali/final.mdl $data/train_fbank" settings="$denlat_opts" \
+    step $exp/${src}_denlats make_denlats $src $exp/${src}_denlats
   step $exp/$1 py train_smbr $opts $data/train_fbank data/lang $exp/$src $exp/${src}_ali $exp/${src}_denlats $exp/$1
 }
 
@@ -456,10 +483,12 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     log "Stage 10: sequence training (sMBR): $smbr_systems"
     need $exp/student_kd/.done 7
     need $exp/teacher/.done 5
-    step $exp/dengraph den_graph $exp/dengraph
+    deps="data/lang $data/train/text $exp/tri" step $exp/dengraph den_graph $exp/dengraph
     for sys in $smbr_systems; do
       smbr $sys
-      for s in dev eval; do step $exp/$sys/decode_$s decode_nnet $sys $s; done
+      for s in dev eval; do
+      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
+    done
     done
   else
     log "Stage 10: sequence training needs denominator lattices, which only --backend kaldi makes; skipped"

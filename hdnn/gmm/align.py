@@ -196,8 +196,15 @@ def split_to_phones(tm, ali):
     return [(int(tm.tid2phone[ali[s]]), int(s), int(e - s)) for s, e in zip(starts, ends)]
 
 
-def ali_to_pdf(tm, ali):
-    return tm.tid2pdf[np.asarray(ali)]
+def ali_to_pdf(tm, ali, utt=None, model=None):
+    """pdf-ids of an alignment's transition-ids; an alignment with a transition-id the model
+    does not have is an HdnnError naming the utterance and the model."""
+    ali = np.asarray(ali)
+    if len(ali) and (ali.min() < 1 or ali.max() >= len(tm.tid2pdf)):
+        bad = int(ali.max() if ali.max() >= len(tm.tid2pdf) else ali.min())
+        raise HdnnError(f"utterance {utt}: transition-id {bad} is not one of the {len(tm.tid2pdf) - 1} of "
+                        f"{model or 'the model'} (alignments made with another model?)")
+    return tm.tid2pdf[ali]
 
 
 def ali_to_phones(tm, ali, per_frame=False):

@@ -19,6 +19,7 @@ interrupted run redoes only unfinished jobs.
 import dataclasses
 import logging
 import multiprocessing
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from hdnn.gmm.graph import add_word_penalty, read_graph
 from hdnn.gmm.wheels import kaldifst, khg
 from hdnn.kaldi.data_dir import DataDir, read_kaldi_map
 from hdnn.kaldi.io import MatrixReader, read_matrices
+from hdnn.stamps import claim, make_stamp, rspecifier_files, write_stamp
 
 log = logging.getLogger(__name__)
 FRAME_SHIFT = 0.01
@@ -288,6 +290,25 @@ def _job_entry(job):
             return job, None, str(e)
 
 
+def claim_decode_dir(decode_dir, graph_dir, config, nj, inputs):
+    """Keep a decode dir's earlier transcripts only when they were made from the same graph,
+    model, features or log-likelihoods (``inputs``: {name: path or paths}), search options and
+    job split (tra/.stamp); else remove them and its scores."""
+    decode_dir = Path(decode_dir)
+    options = {k: getattr(config, k) for k in ("beam", "max_active", "min_active", "retry_beam")}
+    stamp = make_stamp({"graph": [Path(graph_dir) / "HCLG.fst", Path(graph_dir) / "words.txt"], **inputs},
+                       {**options, "nj": nj}, exclude=[decode_dir])
+    marker = decode_dir / "tra" / ".stamp"
+    if claim(marker, stamp, str(decode_dir), earlier=any((decode_dir / "tra").glob("*.tra"))):
+        return
+    for old in [*(decode_dir / "tra").glob("*"), *(decode_dir / "tra").glob(".done.*"), *decode_dir.glob("wer_*"),
+                decode_dir / "decode_stats.txt", decode_dir / "num_jobs"]:
+        if old.is_file():
+            old.unlink()
+    shutil.rmtree(decode_dir / "scoring_kaldi", ignore_errors=True)
+    write_stamp(marker, stamp)
+
+
 def run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress=True):
     """Run `nj` decoding jobs (forked), merge their outputs into tra/<LMWT>_<WIP>.tra and
     write decode_stats.txt. Any failing job makes this raise, naming its log file."""
@@ -325,10 +346,13 @@ def run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, pro
     return stats
 
 
-def decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress=True, score=None):
+def decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress=True, score=None,
+                 inputs=None):
     """run_decode_jobs over config's grid, or coarse-to-fine when config.search is "coarse"
-    (then score(points) -> {point: WerResult} picks the next round). Returns DecodeStats with
-    .points, the settings decoded."""
+    (then score(points) -> {point: WerResult} picks the next round). Earlier transcripts in
+    `decode_dir` are kept only when made from the same `inputs` ({name: path(s)}, besides the
+    graph) and options (claim_decode_dir). Returns DecodeStats with .points, the settings decoded."""
+    claim_decode_dir(decode_dir, graph_dir, config, nj, inputs or {})
     if config.search == "grid" or config.points:
         stats = run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress)
         stats.points = config.sweep()
@@ -383,7 +407,7 @@ def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=Non
     """steps/decode.sh: CMVN + delta features of `data_dir`, the GMM of <model_dir> (default:
     the parent of graph_dir, i.e. exp/tri1 for exp/tri1/graph), best paths per (LMWT, WIP)
     (`score`: see decode_sweep)."""
-    from hdnn.gmm.features import read_cmvn
+    from hdnn.gmm.features import apply_cmvn, read_cmvn
     from hdnn.gmm.model import GmmSystem
     from hdnn.gmm.wheels import knf
 
@@ -409,15 +433,15 @@ def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=Non
         delta = knf.DeltaOptions()
         delta.order, delta.window = delta_order, 2
         for utt in jobs[job - 1]:
-            spk = data.utt2spk[utt]
-            if spk not in cmvn:
-                raise HdnnError(f"{data_dir / 'cmvn.scp'}: no statistics for speaker {spk} of utterance {utt}")
-            x = knf.apply_cmvn(cmvn[spk], opts, feats[utt])
+            x = apply_cmvn(cmvn, opts, feats[utt], utt, data.utt2spk[utt], data_dir)
             if delta_order:
                 x = knf.compute_deltas(delta, x)
             yield utt, scorer(x)
 
-    return decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress, score)
+    inputs = {"model": model_dir / "final.mdl", "features": rspecifier_files(f"scp:{data_dir / 'feats.scp'}")
+              + rspecifier_files(f"scp:{data_dir / 'cmvn.scp'}"),
+              "utterances": [data_dir / "utt2spk"]}
+    return decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress, score, inputs)
 
 
 def _delta_order(model_dir, model_dim, data_dir):
@@ -478,4 +502,6 @@ def decode_mapped(graph_dir, model_dir, loglike_rspecifier, decode_dir, nj=1, co
         def make_items(job):
             return checked(read_matrices(spec), spec)
 
-    return decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress, score)
+    loglikes = [f for job in range(1, nj + 1) for f in rspecifier_files(spec.replace("JOB", str(job)))]
+    inputs = {"model": Path(model_dir) / "final.mdl", "log-likelihoods": loglikes or [spec]}
+    return decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress, score, inputs)

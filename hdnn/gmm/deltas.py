@@ -1,6 +1,7 @@
 """Triphone training on delta features, as Kaldi's steps/train_deltas.sh: tree statistics,
 phone clustering, tree building, gmm-init-model, convert-ali, then Viterbi EM."""
 import logging
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from hdnn.gmm.align import num_jobs, read_ali_dir, write_alignments
 from hdnn.gmm.mixup import mix_up
 from hdnn.gmm.model import GmmSystem
 from hdnn.gmm.mono import read_int_lines
-from hdnn.gmm.train import TrainingData, Trainer, resume_point, run_em, write_num_jobs
+from hdnn.gmm.train import TrainingData, Trainer, claim_gmm_dir, resume_point, run_em, write_num_jobs
 from hdnn.gmm.tree_build import (TreeBuilder, acc_tree_stats, cluster_phones, convert_alignment,
                                  init_model, read_roots)
 from hdnn.kaldi.gmm_model import HmmTopology
@@ -64,6 +65,7 @@ def train_deltas(num_leaves, tot_gauss, data_dir, lang_dir, ali_dir, out_dir, nj
     """
     cfg = config or DeltasConfig()
     out, ali_dir = Path(out_dir), Path(ali_dir)
+    claim_gmm_dir(out, data_dir, lang_dir, ali_dir, {"num_leaves": num_leaves, "tot_gauss": tot_gauss, "config": dataclasses.asdict(cfg)})
     start = resume_point(out)
     if start is None and (out / "final.mdl").exists():
         log.info("%s: already trained (final.mdl exists)", out)

@@ -15,10 +15,11 @@ import numpy as np
 from kaldiio.matio import write_array
 
 from hdnn.cli import job_logger
-from hdnn.errors import HdnnError, atomic_open, atomic_path
+from hdnn.errors import HdnnError, atomic_open, atomic_path, check_writable
 from hdnn.gmm.wheels import knf
 from hdnn.kaldi.data_dir import read_kaldi_map, validate_data_dir
 from hdnn.kaldi.io import MatrixReader, read_matrices, write_matrices
+from hdnn.stamps import claim, make_stamp, write_stamp
 
 # Kaldi option name -> (options group, knf attribute, type), for compute-{mfcc,fbank}-feats.
 _FRAME_OPTS = {
@@ -86,6 +87,10 @@ class FeatureConfig:
                 return
         if name not in _IGNORED_OPTS:
             raise HdnnError(f"{source}: option --{name} is not supported for {self.kind} features")
+
+    def describe(self):
+        """Every option that shapes the features, as one string (for a stamp)."""
+        return f"{self.kind} {' '.join(str(self.opts).split())} dither={self.dither}"
 
     @property
     def sample_rate(self):
@@ -247,7 +252,8 @@ def make_features(data_dir, kind, config_file=None, log_dir=None, feat_dir=None,
 
     Writes <feat_dir>/raw_<kind>_<name>.JOB.{ark,scp} (compressed), <data>/feats.scp,
     <data>/utt2num_frames, <data>/utt2dur and <data>/conf/<kind>.conf. A job whose archive is complete
-    is not redone. Returns the number of utterances.
+    and was made from the same audio, segments, utterances and options (its stamp,
+    <feat_dir>/.raw_<kind>_<name>.JOB.stamp) is not redone. Returns the number of utterances.
     """
     data_dir = Path(data_dir)
     log_dir = Path(log_dir) if log_dir else data_dir / "log"
@@ -257,15 +263,22 @@ def make_features(data_dir, kind, config_file=None, log_dir=None, feat_dir=None,
     utts = WaveReader(data_dir, config.sample_rate).utts()
     name = data_dir.name
     nj = min(nj, len(utts))
-    jobs = []
+    jobs, stamps = [], {}
     for job, part in enumerate(split_list(utts, nj), 1):
         ark = feat_dir / f"raw_{kind}_{name}.{job}.ark"
         scp = feat_dir / f"raw_{kind}_{name}.{job}.scp"
-        if _complete(scp, part, ark) and (log_dir / f"utt2dur.{job}").exists():
+        stamp_file = feat_dir / f".raw_{kind}_{name}.{job}.stamp"
+        stamp = make_stamp({"audio": [data_dir / "wav.scp", data_dir / "segments"]},
+                           {"features": config.describe(), "utterances": part})
+        if (_complete(scp, part, ark) and (log_dir / f"utt2dur.{job}").exists()
+                and claim(stamp_file, stamp, str(ark))):
             continue
+        stamps[stamp_file] = stamp
         jobs.append((data_dir, config, part, ark, scp, log_dir / f"make_{kind}_{name}.{job}.log", job))
-    feat_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(feat_dir, data_dir, log_dir)
     _run_jobs(_feature_job, jobs, f"{kind} {name}", progress)
+    for stamp_file, stamp in stamps.items():
+        write_stamp(stamp_file, stamp)
     scps = [feat_dir / f"raw_{kind}_{name}.{job}.scp" for job in range(1, nj + 1)]
     with atomic_open(data_dir / "feats.scp") as f:
         for scp in scps:
@@ -387,12 +400,20 @@ def iter_cmvn_deltas(data_dir, utts=None, delta_order=2, delta_window=2, norm_va
     for utt, feats in read_matrices(f"scp:{data_dir / 'feats.scp'}"):
         if wanted is not None and utt not in wanted:
             continue
-        spk = utt2spk.get(utt)
-        if spk not in cmvn:
-            raise HdnnError(f"{data_dir / 'cmvn.scp'}: no statistics for speaker {spk} of utterance {utt}")
-        feats = knf.apply_cmvn(cmvn[spk], opts, feats)
+        feats = apply_cmvn(cmvn, opts, feats, utt, utt2spk.get(utt), data_dir)
         yield utt, (knf.compute_deltas(delta, feats) if delta_order > 0 else feats)
 
 
-__all__ = ["FeatureConfig", "read_kaldi_config", "WaveReader", "make_features", "split_list",
+def apply_cmvn(cmvn, opts, feats, utt, spk, data_dir):
+    """apply-cmvn of speaker ``spk``'s statistics to one utterance of ``data_dir``; an error
+    names the speaker and the utterance when there are no statistics or they do not fit."""
+    if spk not in cmvn:
+        raise HdnnError(f"{Path(data_dir) / 'cmvn.scp'}: no statistics for speaker {spk} of utterance {utt}")
+    if cmvn[spk].shape[1] - 1 != feats.shape[1]:
+        raise HdnnError(f"{Path(data_dir) / 'feats.scp'}: utterance {utt} has features of dim {feats.shape[1]}, "
+                        f"but cmvn.scp's statistics of speaker {spk} are of dim {cmvn[spk].shape[1] - 1}")
+    return knf.apply_cmvn(cmvn[spk], opts, feats)
+
+
+__all__ = ["apply_cmvn", "FeatureConfig", "read_kaldi_config", "WaveReader", "make_features", "split_list",
            "compute_cmvn_stats", "read_cmvn", "iter_cmvn_deltas", "write_double_matrices"]

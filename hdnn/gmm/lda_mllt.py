@@ -3,6 +3,7 @@ projected by LDA (acc-lda, est-lda), a tree on them, then EM in which a global M
 (semi-tied covariance) transform is re-estimated at some iterations (gmm-acc-mllt,
 est-mllt, gmm-transform-means, compose-transforms)."""
 import logging
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +14,8 @@ from hdnn.gmm.align import num_jobs, read_ali_dir
 from hdnn.gmm.deltas import DeltasConfig, init_triphones
 from hdnn.gmm.features import iter_cmvn_deltas
 from hdnn.gmm.model import GmmSystem
-from hdnn.gmm.train import (JOB_STATE, TrainingData, Trainer, map_ordered, resume_point, run_em, transform_features,
-                            write_num_jobs)
+from hdnn.gmm.train import (JOB_STATE, TrainingData, Trainer, claim_gmm_dir, map_ordered, resume_point, run_em,
+                            transform_features, write_num_jobs)
 from hdnn.kaldi.binary import read_kaldi_matrix, write_kaldi_matrix
 from hdnn.kaldi.features import splice
 from hdnn.kaldi.gmm_model import AmDiagGmm, DiagGmm
@@ -134,6 +135,7 @@ def train_lda_mllt(num_leaves, tot_gauss, data_dir, lang_dir, ali_dir, out_dir, 
     <dir>/final.mat (the LDA+MLLT transform of the spliced features) and <dir>/splice_opts."""
     cfg = config or LdaMlltConfig()
     out, ali_dir = Path(out_dir), Path(ali_dir)
+    claim_gmm_dir(out, data_dir, lang_dir, ali_dir, {"num_leaves": num_leaves, "tot_gauss": tot_gauss, "config": dataclasses.asdict(cfg)})
     start = resume_point(out)
     if start is None and (out / "final.mdl").exists() and (out / "final.mat").exists():
         log.info("%s: already trained (final.mdl exists)", out)

@@ -1,6 +1,7 @@
 """Monophone training, as Kaldi's steps/train_mono.sh: gmm-init-mono, equal alignment,
 then Viterbi EM with realignment at fixed iterations and mixing up to `totgauss`."""
 import logging
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import numpy as np
 from hdnn.errors import HdnnError
 from hdnn.gmm.align import AlignResult, equal_align, read_ali_dir, sort_by_utt
 from hdnn.gmm.model import GmmSystem
-from hdnn.gmm.train import (JOB_STATE, TrainingData, Trainer, estimate, resume_point, run_em, run_jobs,
-                            write_num_jobs)
+from hdnn.gmm.train import (JOB_STATE, TrainingData, Trainer, claim_gmm_dir, estimate, resume_point, run_em,
+                            run_jobs, write_num_jobs)
 from hdnn.kaldi.gmm_model import AmDiagGmm, DiagGmm, HmmTopology, TransitionModel
 from hdnn.kaldi.tree import monophone_tree
 
@@ -76,6 +77,7 @@ def train_mono(data_dir, lang_dir, out_dir, nj=4, config=None, progress=True):
     """
     cfg = config or MonoConfig()
     out = Path(out_dir)
+    claim_gmm_dir(out, data_dir, lang_dir, None, {"config": dataclasses.asdict(cfg)})
     start = resume_point(out)
     if start is None and (out / "final.mdl").exists():
         log.info("%s: already trained (final.mdl exists)", out)

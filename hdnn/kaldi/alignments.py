@@ -85,3 +85,12 @@ def num_pdfs_of(ali_dir, use_kaldi=None):
             raise HdnnError(f"{mdl}: hmm-info printed no 'number of pdfs'")
         return int(match[1])
     return int(read_transition_model(mdl).num_pdfs)
+
+
+def alignment_files(spec):
+    """The files an alignment dir (ali.*.gz + final.mdl) or a pdf-id rspecifier is read from."""
+    from hdnn.stamps import rspecifier_files
+
+    if Path(spec).is_dir():
+        return sorted(Path(spec).glob("ali.*.gz")) + [Path(spec) / "final.mdl"]
+    return rspecifier_files(spec)

@@ -136,14 +136,14 @@ def validate_data_dir(path, no_feats=False, no_text=False, no_wav=False):
     if (d / "text").exists():
         _check_text(d / "text", utts)
     elif not no_text:
-        raise HdnnError(f"{d / 'text'}: no such file (if this is by design, use no_text)")
+        raise HdnnError(f"{d / 'text'}: no such file (this step needs the transcripts)")
 
     _check_recordings(d, utts, no_wav)
 
     if (d / "feats.scp").exists():
         _check_same_keys(d / "feats.scp", utts, "utterance", d / "utt2spk")
     elif not no_feats:
-        raise HdnnError(f"{d / 'feats.scp'}: no such file (if this is by design, use no_feats)")
+        raise HdnnError(f"{d / 'feats.scp'}: no such file (make the features first: make_mfcc.py or make_fbank.py)")
     for name in PER_SPK_FILES:
         if (d / name).exists():
             _check_same_keys(d / name, speakers, "speaker", d / "spk2utt")
@@ -356,3 +356,13 @@ def _write_filtered(src, dst, keep, missing_ok=False):
             fields = line.split(maxsplit=1)
             if fields and fields[0] in keep:
                 fout.write(line)
+
+
+def data_dir_inputs(path):
+    """The files whose content a step that reads a data dir's features depends on: utt2spk,
+    text, feats.scp and cmvn.scp and the archives they point into (for a stamp, hdnn/stamps.py)."""
+    from hdnn.stamps import rspecifier_files
+
+    d = Path(path)
+    return [d / "utt2spk", d / "text", *rspecifier_files(f"scp:{d / 'feats.scp'}"),
+            *rspecifier_files(f"scp:{d / 'cmvn.scp'}")]

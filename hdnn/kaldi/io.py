@@ -138,9 +138,13 @@ def table_errors(source):
         raise
     except FileNotFoundError as e:
         raise HdnnError(f"{source}: no such file {e.filename or ''}".rstrip()) from None
+    except UnicodeDecodeError:
+        raise HdnnError(f"{source}: cannot read: not a Kaldi table, or corrupt (a key or binary marker "
+                        f"is not text)") from None
     except (OSError, ValueError, AssertionError, struct.error, EOFError, IndexError,
-            UnicodeDecodeError, RuntimeError, KeyError, TypeError) as e:
-        raise HdnnError(f"{source}: cannot read: {type(e).__name__}: {e}".rstrip(": ")) from None
+            RuntimeError, KeyError, TypeError) as e:
+        detail = " ".join(f"{type(e).__name__}: {e}".split()).rstrip(": ")
+        raise HdnnError(f"{source}: cannot read: truncated or corrupt ({detail})") from None
 
 
 def _check_readable(kind, target):

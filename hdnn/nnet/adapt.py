@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hdnn.errors import HdnnError
+from hdnn.errors import HdnnError, first_line
 from hdnn.nnet.losses import cross_entropy, kd_loss
 from hdnn.nnet.model_dir import copy_model_dir
 from hdnn.nnet.models import add_lhuc, save_torch
@@ -198,7 +198,7 @@ def read_speaker_file(path):
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, ValueError) as e:
-        detail = "not a torch archive" if isinstance(e, KeyError) else str(e).splitlines()[0]
+        detail = "not a torch archive" if isinstance(e, KeyError) else first_line(e)
         raise HdnnError(f"{path}: not a speaker parameter file ({detail})") from None
     if not isinstance(blob, dict) or not {"params", "base", "update", "options"} <= set(blob):
         raise HdnnError(f"{path}: not a speaker parameter file (no params, base, update and options)")

@@ -10,7 +10,7 @@ import pickle
 import torch
 from torch import nn
 
-from hdnn.errors import HdnnError, atomic_path
+from hdnn.errors import HdnnError, atomic_path, first_line
 
 _ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 # Glorot & Bengio (2010) uniform initialisation; sigmoid units want 4x the range of tanh ones.
@@ -169,8 +169,11 @@ def save_torch(obj, path):
     """torch.save to ``path`` atomically, the same bytes for the same ``obj``: torch names the
     archive inside after the file it is given, so it gets a file object (named "archive")
     rather than the temporary file's name."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            torch.save(obj, f)
+    except RuntimeError as e:  # torch's writer reports a failed write (a full disk) this way
+        raise HdnnError(f"{path}: cannot write it ({first_line(e)}; is the disk full?)") from None
 
 
 def save_model(path, model):
@@ -187,7 +190,7 @@ def load_model(path):
     except FileNotFoundError:
         raise HdnnError(f"{path}: no such model file") from None
     except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as e:
-        raise HdnnError(f"{path}: not an hdnn model file ({str(e).splitlines()[0]})") from None
+        raise HdnnError(f"{path}: not an hdnn model file ({first_line(e)})") from None
     return model
 
 

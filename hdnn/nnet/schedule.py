@@ -24,6 +24,7 @@ class Newbob:
     epoch: int = 0
     halving: bool = False
     finished: bool = False
+    converged: bool = False   # finished by the halving rule (not by max_iters)
 
     def start(self, initial_cv_loss):
         """Record the CV loss of the initial model (train_scheduler's 'CROSSVAL PRERUN')."""
@@ -42,7 +43,7 @@ class Newbob:
             return accepted
         rel_impr = (loss_prev - self.best_loss) / loss_prev if loss_prev not in (0.0, float("inf")) else 1.0
         if self.halving and rel_impr < self.end_halving_impr and self.epoch > self.min_iters:
-            self.finished = True
+            self.finished = self.converged = True
             return accepted
         if rel_impr < self.start_halving_impr:
             self.halving = True
@@ -54,5 +55,12 @@ class Newbob:
         return asdict(self)
 
     def load_state_dict(self, state):
+        state = {"converged": state.get("finished", False), **state}  # older states: finished = converged
         for k, v in state.items():
             setattr(self, k, v)
+
+    def set_max_iters(self, max_iters):
+        """Change the epoch limit of a resumed schedule: a run stopped by the old limit goes on
+        (epoch k is the same whatever the limit), one past the new limit stops."""
+        self.max_iters = max_iters
+        self.finished = self.converged or self.epoch >= max_iters

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from hdnn.errors import HdnnError, atomic_open
+from hdnn.errors import HdnnError, atomic_open, first_line
 from hdnn.nnet.models import save_model, save_torch
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ def _load_checkpoint(path):
         state = torch.load(path, map_location="cpu", weights_only=True)
         return {k: state[k] for k in ("iter", "model", "history", "inputs")}
     except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, ValueError, TypeError) as e:
-        raise HdnnError(f"{path}: cannot resume from it ({str(e).splitlines()[0]}); remove it") from None
+        raise HdnnError(f"{path}: cannot resume from it ({first_line(e)}); remove it") from None
 
 
 def _write_curve(path, history):

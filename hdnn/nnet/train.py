@@ -22,7 +22,9 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import math
 import pickle
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import torch.distributed as dist
 from torch.distributed.algorithms.join import Join
 from tqdm import tqdm
 
-from hdnn.errors import HdnnError
+from hdnn.errors import HdnnError, first_line
 from hdnn.nnet.data import frame_minibatches
 from hdnn.nnet.losses import cross_entropy, kd_loss
 from hdnn.nnet.models import save_model, save_torch
@@ -195,13 +197,12 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, ValueError) as e:
-            raise HdnnError(f"{self.checkpoint_path}: cannot resume from it ({str(e).splitlines()[0]})") from None
+            raise HdnnError(f"{self.checkpoint_path}: cannot resume from it ({first_line(e)})") from None
         self.schedule.load_state_dict(state["schedule"])
+        if self.schedule.max_iters != self.config.max_iters:
+            logging.info("resuming with --max-iters %d (was %d)", self.config.max_iters, self.schedule.max_iters)
+            self.schedule.set_max_iters(self.config.max_iters)
         self.history = state["history"]
-        changed = {k: (v, getattr(self.config, k)) for k, v in state["train_config"].items()
-                   if getattr(self.config, k, v) != v}
-        if changed:
-            logging.warning("resuming with changed options (old, new): %s", changed)
         logging.info("resuming %s after epoch %d (learning rate %g)", self.exp_dir,
                      self.schedule.epoch, self.schedule.learn_rate)
         return True
@@ -230,7 +231,7 @@ class Trainer:
             logging.info("initial model: CV loss %.4f, frame accuracy %.2f%%", cv.loss, 100 * cv.accuracy)
             self.save_checkpoint(self._best())
         final = self.exp_dir / "final.pt"
-        if self.schedule.finished and final.exists():
+        if self.schedule.finished and final.exists() and self.schedule.best_epoch > 0:
             logging.info("%s: already trained (%d epochs)", final, self.schedule.epoch)
             return final
         best = self._best()
@@ -268,6 +269,10 @@ class Trainer:
 
     def _finish(self):
         final = self.exp_dir / "final.pt"
+        if self.schedule.best_epoch == 0:  # as train_scheduler.sh: no model better than the initial one
+            raise HdnnError(f"{self.exp_dir}: no epoch lowered the CV loss of the initial model "
+                            f"({self.schedule.best_loss:.4f}) in {self.schedule.epoch} epochs: no final.pt written "
+                            f"(try another --learn-rate; see {self.exp_dir / 'log'})")
         if self.rank == 0:
             save_model(final, self.model)
             logging.info("finished after epoch %d; best epoch %d, CV loss %.4f -> %s", self.schedule.epoch,
@@ -347,8 +352,15 @@ def train_from_dirs(tr_dir, cv_dir, targets, exp_dir, preset, config, teacher=No
     from hdnn.nnet.models import load_model, model_from_preset
 
     exp_dir = Path(exp_dir)
+    check_train_config(config)
+    targets_spec = targets
     targets, targets_source, num_pdfs = read_targets(targets, num_pdfs)
     teacher_model = load_model(teacher) if teacher else None
+    if distributed.is_main():
+        claim_exp_dir(exp_dir, tr_dir, cv_dir, targets_spec, teacher, teacher_post, config,
+                      dict(preset=preset, num_pdfs=num_pdfs, length_tolerance=length_tolerance,
+                           max_skip_fraction=max_skip_fraction, **feature_opts))
+    distributed.barrier()
     if distributed.is_main():
         prepare_features(exp_dir, tr_dir, Path(teacher).parent if teacher else None, **feature_opts)
         write_counts(exp_dir / PRIOR_COUNTS, counts_from_alignments(targets.items(), num_pdfs))
@@ -366,6 +378,58 @@ def train_from_dirs(tr_dir, cv_dir, targets, exp_dir, preset, config, teacher=No
     torch.manual_seed(config.seed)
     model = model_from_preset(preset, tr.pipeline.dim, num_pdfs)
     return Trainer(exp_dir, model, tr, cv, config, teacher_model).train(max_epochs_this_run)
+
+
+# What a rerun may change without starting again: more (or fewer) epochs continue the same run.
+RESUMABLE_OPTIONS = ("max_iters",)
+TRAINED_FILES = ("checkpoint.pt", "final.pt", "curves.png", "ali_train_pdf.counts", "feature_opts.json",
+                 "global_cmvn.npz", "final.feature_transform")
+
+
+def claim_exp_dir(exp_dir, tr_dir, cv_dir, targets, teacher, teacher_post, config, options):
+    """Keep an exp dir's earlier training (checkpoint, feature set-up, final.pt) only when it was
+    made from the same data, targets, teacher and options (<exp-dir>/.stamp); else remove it, so
+    that the run starts again and names what changed in its log."""
+    from hdnn.kaldi.alignments import alignment_files
+    from hdnn.stamps import claim, make_stamp, rspecifier_files, write_stamp
+
+    def data_files(d):
+        d = Path(d)
+        return [d / "utt2spk", *rspecifier_files(f"scp:{d / 'feats.scp'}"), *rspecifier_files(f"scp:{d / 'cmvn.scp'}")]
+
+    train_options = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE_OPTIONS}
+    stamp = make_stamp({"training data": data_files(tr_dir), "cross-validation data": data_files(cv_dir),
+                        "targets": alignment_files(targets), "teacher": [teacher] if teacher else [],
+                        "teacher posteriors": rspecifier_files(teacher_post) if teacher_post else []},
+                       {**train_options, **options}, exclude=[exp_dir / "nnet", exp_dir / "log"])
+    marker = exp_dir / ".stamp"
+    if claim(marker, stamp, str(exp_dir), earlier=any((exp_dir / name).exists() for name in TRAINED_FILES)):
+        return
+    for name in TRAINED_FILES:
+        (exp_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(exp_dir / "nnet", ignore_errors=True)
+    write_stamp(marker, stamp)
+
+
+def check_train_config(config):
+    """HdnnError naming the option when a training option is out of its range."""
+    def bad(option, value, why):
+        raise HdnnError(f"--{option} {value}: {why}")
+
+    if not (math.isfinite(config.learn_rate) and config.learn_rate > 0):
+        bad("learn-rate", config.learn_rate, "must be a positive number")
+    if config.minibatch_size < 1:
+        bad("minibatch-size", config.minibatch_size, "must be at least 1")
+    if config.randomizer_size < 1:
+        bad("randomizer-size", config.randomizer_size, "must be at least 1")
+    if config.max_iters < 1:
+        bad("max-iters", config.max_iters, "must be at least 1")
+    if not 0.0 <= config.kd_lambda <= 1.0:
+        bad("kd-lambda", config.kd_lambda, "must be in [0, 1]")
+    if not (math.isfinite(config.kd_temperature) and config.kd_temperature > 0):
+        bad("kd-temperature", config.kd_temperature, "must be a positive number")
+    if not 0.0 < config.halving_factor <= 1.0:
+        bad("halving-factor", config.halving_factor, "must be in (0, 1]")
 
 
 def check_model_fits(model, input_dim, num_pdfs, model_source, feats_source):

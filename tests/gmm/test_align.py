@@ -44,7 +44,7 @@ def test_alignments_agree_with_synthesiser_timings(request, espeak_corpus, syste
 
 
 def test_ali_to_pdf_and_phones_steps(espeak_corpus, espeak_tri, tmp_path):
-    from tests.gmm.conftest import run_step
+    from tests.gmm.fixtures import run_step
 
     tm = read_transition_model(espeak_tri / "final.mdl")
     ours = dict(read_alignments(espeak_tri / "ali.1.gz"))

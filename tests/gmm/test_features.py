@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from tests.gmm.conftest import ROOT, STEPS
+from tests.gmm.fixtures import ROOT, STEPS
 from hdnn.errors import HdnnError
 from hdnn.gmm.features import (FeatureConfig, WaveReader, compute_cmvn_stats, iter_cmvn_deltas,
                                make_features)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from tests.gmm.conftest import STEPS, run_step
+from tests.gmm.fixtures import STEPS, run_step
 from hdnn.gmm.decode import DecodeConfig, GmmScorer, decode_gmm
 from hdnn.gmm.features import iter_cmvn_deltas
 from hdnn.gmm.model import GmmSystem
@@ -19,21 +19,6 @@ from hdnn.kaldi.binaries import kaldi_env, run_kaldi
 from hdnn.scoring import parse_wer_line
 
 SWEEP = ("--min-lmwt", 9, "--max-lmwt", 11, "--word-ins-penalty", "0.0,1.0")
-
-
-@pytest.fixture(scope="module")
-def espeak_graph(espeak_corpus, espeak_mono):
-    """A bigram LM on the espeak transcripts, G.fst, and the monophone HCLG."""
-    root = espeak_mono.parent
-    text = root / "lm_train.txt"
-    text.write_text("".join(line.split(maxsplit=1)[1] + "\n"
-                            for line in (espeak_corpus.data / "text").read_text().splitlines()))
-    run_step("train_lm", "--order", 2, text, espeak_corpus.lang, root / "lm")
-    lang_test = root / "lang_test"
-    run_step("format_lm", espeak_corpus.lang, root / "lm" / "lm_2gram.arpa.gz", "-", lang_test)
-    graph = espeak_mono / "graph"
-    run_step("mkgraph", lang_test, espeak_mono, graph)
-    return graph
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.gmm.conftest import ROOT, STEPS
+from tests.gmm.fixtures import ROOT, STEPS
 from hdnn.errors import HdnnError
 from hdnn.gmm.lang import Lang, add_lex_disambig, prepare_lang, read_dict_dir
 from hdnn.gmm.lm import format_lm, train_lm

@@ -136,7 +136,7 @@ def test_train_mono_resumes_after_interruption(espeak_corpus, tmp_path, monkeypa
 
 
 def test_bad_inputs_give_one_line_errors(espeak_corpus, espeak_mono, tmp_path):
-    from tests.gmm.conftest import run_step
+    from tests.gmm.fixtures import run_step
 
     with pytest.raises(subprocess.CalledProcessError) as e:
         run_step("train_deltas", 100, 500, espeak_corpus.data, espeak_corpus.lang, tmp_path / "nothing", tmp_path / "x")

@@ -175,7 +175,7 @@ def test_validate_step(tmp_path):
     bad = subprocess.run([sys.executable, str(step), str(d)], capture_output=True, text=True)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines()[-1] == \
-        f"validate_data_dir.py: error: {d}/feats.scp: no such file (if this is by design, use no_feats)"
+        f"validate_data_dir.py: error: {d}/feats.scp: no such file (make the features first: make_mfcc.py or make_fbank.py)"
     assert subprocess.run([sys.executable, str(step), "--no-feats", str(d)]).returncode == 0
 
 

@@ -16,6 +16,8 @@ from tests.recipe.conftest import check, make_recipe_dir, run_recipe
 # Files that record how a run went rather than what it made (times, job splits, commands).
 VOLATILE = re.compile(
     r"(^|/)(log|q|split\d+(utt)?)/|\.log$|(^|/)\.done(\.\d+)?$|(^|/)(decode_stats\.txt|num_jobs)$"
+    # what each output was made from (hdnn/stamps.py): file identities include sizes and times
+    r"|\.stamp$"
     # one file per job: ali.JOB.gz, raw_mfcc_dev.JOB.ark, <LMWT>_<WIP>.JOB.tra, utt2dur.JOB
     r"|(^|/)(ali|fsts|lat)\.\d+\.gz$|(^|/)raw_\w+\.\d+\.(ark|scp)$|(^|/)\d+_-?\d+\.\d+\.\d+\.tra$"
     r"|(^|/)utt2(dur|num_frames)\.\d+$"

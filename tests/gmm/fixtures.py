@@ -1,4 +1,4 @@
-"""Session fixtures of the GMM tests."""
+"""Session fixtures of the GMM-side data (registered for all tests by tests/conftest.py)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +50,22 @@ def espeak_tri(espeak_corpus, espeak_mono):
     exp = espeak_mono.parent / "tri1"
     run_step("train_deltas", "--progress", "false", 200, 1200, espeak_corpus.data, espeak_corpus.lang, ali, exp)
     return exp
+
+
+@pytest.fixture(scope="session")
+def espeak_graph(espeak_corpus, espeak_mono):
+    """A bigram LM on the espeak transcripts, G.fst, and the monophone HCLG."""
+    root = espeak_mono.parent
+    text = root / "lm_train.txt"
+    text.write_text("".join(line.split(maxsplit=1)[1] + "\n"
+                            for line in (espeak_corpus.data / "text").read_text().splitlines()))
+    run_step("train_lm", "--order", 2, text, espeak_corpus.lang, root / "lm")
+    lang_test = root / "lang_test"
+    run_step("format_lm", espeak_corpus.lang, root / "lm" / "lm_2gram.arpa.gz", "-", lang_test)
+    graph = espeak_mono / "graph"
+    run_step("mkgraph", lang_test, espeak_mono, graph)
+    return graph
+
 
 
 # ---------------------------------------------------------------- the ci corpus: features, lang, LM

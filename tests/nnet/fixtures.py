@@ -1,4 +1,4 @@
-"""Fixtures of the nnet tests: the generated data dir, its by-speaker split, a trained teacher."""
+"""Fixtures of the nnet-side data (registered for all tests by tests/conftest.py): the generated data dir, its by-speaker split, a trained teacher."""
 import pytest
 
 from hdnn.kaldi.data_dir import subset_tr_cv
