@@ -104,3 +104,36 @@ def test_train_names_the_users_data_dir_not_its_split(toy_data, tmp_path):
     p = run("train", *FAST, "--max-iters", 1, "--cv-fraction", 0.25, bad, ali, exp)
     last = assert_one_line_error(p, f"{bad}/feats.scp")
     assert "exp/data/" not in last and not (exp / "final.pt").exists()
+
+
+def test_cmvn_of_a_data_dir_without_features(espeak_corpus, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(espeak_corpus.data, data, ignore=shutil.ignore_patterns("feats.scp", "cmvn.scp"))
+    p = run("compute_cmvn_stats", data, tmp_path / "log", tmp_path / "cmvn")
+    assert_one_line_error(p, data / "feats.scp", "make the features first")
+    assert not (data / "cmvn.scp").exists()
+
+
+def test_decoding_a_missing_loglikelihood_table(espeak_corpus, espeak_mono, espeak_graph, tmp_path):
+    missing = tmp_path / "nowhere" / "loglikes.scp"
+    p = run("decode_mapped", "--progress", "false", espeak_graph, espeak_corpus.data, espeak_mono,
+            f"scp:{missing}", tmp_path / "decode")
+    assert_one_line_error(p, missing)
+    assert not (tmp_path / "decode" / "scoring_kaldi" / "best_wer").exists()
+
+
+def test_a_teacher_with_other_outputs(toy_data, teacher_dir, tmp_path):
+    data, ali = toy_data
+    exp = tmp_path / "exp"
+    p = run("train", *FAST, "--cv-fraction", 0.25, "--num-pdfs", 9, "--teacher", teacher_dir / "final.pt", data, ali, exp)
+    assert_one_line_error(p, teacher_dir / "final.pt", "outputs")
+    assert not (exp / "final.pt").exists()
+
+
+def test_a_model_dir_without_its_feature_setup(toy_split, teacher_dir, tmp_path):
+    tr, _, _ = toy_split
+    model = model_dir_copy(teacher_dir, tmp_path / "model")
+    (model / "feature_opts.json").unlink()
+    p = run("forward", tr, model, f"ark:{tmp_path / 'out.ark'}")
+    assert_one_line_error(p, model / "feature_opts.json")
+    assert not (tmp_path / "out.ark").exists()
