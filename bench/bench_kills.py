@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""kill -9 at random points of the recipe, then reruns, against one uninterrupted run.
+"""kill -9 in every stage of the recipe, then reruns, against one uninterrupted run.
 
 Runs egs/ami/run.sh on the `ci` corpus (the recipe tests' reduced settings, py backend) once
-without interruption (the reference), then again in another recipe dir where every run is
-killed with SIGKILL (the whole process group: the recipe, its steps and their jobs) after a
-random delay, and rerun, until one run completes. Prints a table of the kills (after how many
-seconds, in which stage) and whether the interrupted recipe wrote the same artifacts (byte for
-byte, as tests/recipe/test_recipe_repro.py compares them) and the same RESULTS.md tables.
+without interruption (the reference), then again in another recipe dir where runs are killed
+with SIGKILL (the whole process group: the recipe, its steps and their jobs): for each stage in
+turn, a run is started, and once its log reaches that stage it is killed after a random delay
+(--kills-per-stage times per stage); then one last run completes. Prints a table of the kills
+(the stage reached, the delay, the stage running when killed) and whether the interrupted recipe
+wrote the same artifacts (byte for byte, as tests/recipe/test_recipe_repro.py compares them)
+and the same RESULTS.md tables.
 
-Usage: bench/bench_kills.py [--work DIR] [--seed N] [--min-delay S] [--max-delay S] [--max-kills N]
-  ~2 uninterrupted ci runs of time on 2 cores (about 20-30 min); exits 1 when anything differs.
+Usage: bench/bench_kills.py [--work DIR] [--seed N] [--max-delay S] [--kills-per-stage N]
+  about 2-3 uninterrupted ci runs of time on 2 cores (10-20 min); exits 1 when anything differs.
 """
 import argparse
 import os
@@ -46,9 +48,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default=str(ROOT / "bench" / "out" / "kills"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-delay", type=float, default=3.0)
-    p.add_argument("--max-delay", type=float, default=45.0)
-    p.add_argument("--max-kills", type=int, default=40, help="then let the run finish")
+    p.add_argument("--max-delay", type=float, default=20.0, help="seconds into a stage, at most, to kill")
+    p.add_argument("--kills-per-stage", type=int, default=2)
     args = p.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -74,26 +75,32 @@ def main():
     make_recipe_dir(killed)
     rng = random.Random(args.seed)
     kills, t_all = [], time.time()
-    while True:
-        n = len(kills) + 1
+    plan = [stage for stage in range(12) for _ in range(args.kills_per_stage)] + [None]
+    for n, stage in enumerate(plan, 1):
         log_file = work / f"killed.{n}.log"
         with open(log_file, "w") as log:
             proc = start(killed, rargs, log)
-            delay = rng.uniform(args.min_delay, args.max_delay) if len(kills) < args.max_kills else None
+            if stage is None:
+                rc = proc.wait()
+                break
+            while proc.poll() is None and f"Stage {stage}:" not in log_file.read_text(errors="replace"):
+                time.sleep(0.1)
+            delay = rng.uniform(0.0, args.max_delay)
             try:
                 rc = proc.wait(timeout=delay)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-                kills.append((delay, last_stage(log_file)))
+                kills.append((stage, delay, last_stage(log_file)))
                 continue
         if rc != 0:
-            sys.exit(f"run {n} after {len(kills)} kills failed (exit {rc}): see {log_file}")
-        break
+            sys.exit(f"run {n} failed (exit {rc}): see {log_file}")
+    if rc != 0:
+        sys.exit(f"the last run failed (exit {rc}): see {log_file}")
     print(f"interrupted runs: {len(kills)} kills, then a complete run; {time.time() - t_all:.0f} s in all\n")
-    print("| kill | after s | stage running |\n|---:|---:|---|")
-    for i, (delay, stage) in enumerate(kills, 1):
-        print(f"| {i} | {delay:.1f} | {stage} |")
+    print("| kill | stage reached | then after s | stage running when killed |\n|---:|---:|---:|---|")
+    for i, (stage, delay, running) in enumerate(kills, 1):
+        print(f"| {i} | {stage} | {delay:.1f} | {running} |")
 
     a = artifacts(ref, corpus / "corpus")
     b = artifacts(killed, corpus / "corpus")

@@ -2,7 +2,8 @@
 """The decoding graph HCLG.fst, as Kaldi's utils/mkgraph.sh: L_disambig o G determinised and
 minimised, context expansion (C), the HMM transducer of the tree and model (H), disambiguation
 symbols removed, self-loops added. Writes <graph-dir>/{HCLG.fst, words.txt, phones.txt, phones/,
-disambig_tid.int, num_pdfs}; skips the work when HCLG.fst is newer than its inputs."""
+disambig_tid.int, num_pdfs}; skips the work when HCLG.fst was made from the same inputs and
+options (<graph-dir>/.stamp)."""
 from pathlib import Path
 
 from hdnn.cli import get_parser, run_main, setup_logging

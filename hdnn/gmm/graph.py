@@ -17,6 +17,7 @@ from pathlib import Path
 from hdnn.errors import HdnnError, atomic_open, atomic_path
 from hdnn.gmm.lang import Lang
 from hdnn.gmm.wheels import kaldifst, khg
+from hdnn.stamps import claim, make_stamp, write_stamp
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,8 @@ def mkgraph(lang_dir, model_dir, graph_dir, transition_scale=1.0, self_loop_scal
     disambig_tid.int, num_pdfs} from <lang_dir> (with G.fst) and <model_dir>/{tree,final.mdl}.
 
     `system` = (ctx_dep, trans_model) overrides reading the model dir. Skips the work when
-    HCLG.fst is newer than its inputs, as mkgraph.sh does.
+    HCLG.fst was made from the same inputs and options (<graph_dir>/.stamp; mkgraph.sh compares
+    times, which a copied or touched file fools).
     """
     lang_dir, model_dir, graph_dir = Path(lang_dir), Path(model_dir), Path(graph_dir)
     lang = Lang(lang_dir)
@@ -116,8 +118,10 @@ def mkgraph(lang_dir, model_dir, graph_dir, transition_scale=1.0, self_loop_scal
         if not f.exists():
             raise HdnnError(f"{f}: no such file (run prepare_lang and format_lm first)")
     hclg_path = graph_dir / "HCLG.fst"
+    stamp = make_stamp({f.name: f for f in [*inputs, lang_dir / "words.txt"]},
+                       {"transition_scale": transition_scale, "self_loop_scale": self_loop_scale})
     if system is None:
-        if _up_to_date(hclg_path, inputs):
+        if hclg_path.exists() and claim(graph_dir / ".stamp", stamp, str(graph_dir), earlier=True):
             log.info("%s is up to date", hclg_path)
             return hclg_path
         from hdnn.gmm.model import load_gmm_system
@@ -140,14 +144,9 @@ def mkgraph(lang_dir, model_dir, graph_dir, transition_scale=1.0, self_loop_scal
     with atomic_path(hclg_path) as tmp:
         if not HCLG.write(str(tmp)):
             raise HdnnError(f"{hclg_path}: cannot write")
+    if system is None:
+        write_stamp(graph_dir / ".stamp", stamp)
     return hclg_path
-
-
-def _up_to_date(path, inputs):
-    if not path.exists():
-        return False
-    mtime = path.stat().st_mtime
-    return all(not f.exists() or f.stat().st_mtime <= mtime for f in inputs)
 
 
 def read_graph(graph_dir):

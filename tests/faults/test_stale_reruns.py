@@ -1,6 +1,7 @@
 """A rerun never reuses work made from other inputs or options: it skips what was made from the
 same ones and redoes the rest, naming what changed in its log."""
 import json
+import os
 import shutil
 
 import kaldiio
@@ -154,3 +155,20 @@ def test_a_gmm_training_rerun_with_other_options_trains_again(espeak_corpus, tmp
     p = run("train_mono", "--totgauss", 400, *args)
     assert p.returncode == 0 and "option config" in p.stderr, p.stderr[-2000:]
     assert (out / "final.mdl").read_bytes() != first
+
+
+def test_a_graph_is_remade_when_its_lm_changes_even_if_older(espeak_corpus, espeak_graph, espeak_mono, tmp_path):
+    """mkgraph.sh compares times: a G.fst copied in with an old time must still count."""
+    root = espeak_mono.parent
+    lang, graph = tmp_path / "lang_test", tmp_path / "graph"
+    shutil.copytree(root / "lang_test", lang)
+    assert run("mkgraph", lang, espeak_mono, graph).returncode == 0
+    assert "up to date" in run("mkgraph", lang, espeak_mono, graph).stderr
+    first = (graph / "HCLG.fst").read_bytes()
+    assert run("train_lm", "--order", 1, root / "lm_train.txt", espeak_corpus.lang, tmp_path / "lm").returncode == 0
+    assert run("format_lm", espeak_corpus.lang, tmp_path / "lm" / "lm_1gram.arpa.gz", "-", tmp_path / "lang1").returncode == 0
+    shutil.copyfile(tmp_path / "lang1" / "G.fst", lang / "G.fst")
+    os.utime(lang / "G.fst", (1, 1))  # older than HCLG.fst
+    p = run("mkgraph", lang, espeak_mono, graph)
+    assert p.returncode == 0 and "input G.fst changed" in p.stderr, p.stderr[-2000:]
+    assert (graph / "HCLG.fst").read_bytes() != first
