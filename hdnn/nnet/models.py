@@ -6,6 +6,7 @@ Every model keeps the keyword arguments it was built with in ``.config``, so tha
 ``save_model`` / ``load_model`` can rebuild it from one file.
 """
 import pickle
+import sys
 
 import torch
 from torch import nn
@@ -171,9 +172,22 @@ def save_torch(obj, path):
     rather than the temporary file's name."""
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            torch.save(obj, f)
+            torch.save(_canonical(obj), f)
     except RuntimeError as e:  # torch's writer reports a failed write (a full disk) this way
         raise HdnnError(f"{path}: cannot write it ({first_line(e)}; is the disk full?)") from None
+
+
+def _canonical(obj):
+    """``obj`` with every string of its dicts, lists and tuples interned: pickle writes a string
+    again or refers back to it by object identity, so without this a state resumed from a file
+    (whose strings are new objects) pickles to other bytes than the same state never saved."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict) and type(obj) is dict:
+        return {_canonical(k): _canonical(v) for k, v in obj.items()}
+    if type(obj) in (list, tuple):
+        return type(obj)(_canonical(v) for v in obj)
+    return obj
 
 
 def save_model(path, model):

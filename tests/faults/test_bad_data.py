@@ -25,6 +25,10 @@ def test_a_zero_byte_model_is_named(toy_split, teacher_dir, tmp_path):
     p = run("forward", tr, model, f"ark:{tmp_path / 'out.ark'}")
     assert_one_line_error(p, model / "final.pt", "not an hdnn model file")
     assert not (tmp_path / "out.ark").exists()
+    shutil.copy(teacher_dir / "final.pt", model / "final.pt")  # the fix: the model restored
+    assert run("forward", tr, model, f"ark:{tmp_path / 'out.ark'}").returncode == 0
+    assert run("forward", tr, teacher_dir, f"ark:{tmp_path / 'clean.ark'}").returncode == 0
+    assert (tmp_path / "out.ark").read_bytes() == (tmp_path / "clean.ark").read_bytes()
 
 
 def test_a_zero_byte_checkpoint_is_not_resumed_from(toy_data, tmp_path):

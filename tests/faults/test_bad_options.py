@@ -37,3 +37,16 @@ def test_forward_refuses_an_option_out_of_range(toy_split, teacher_dir, tmp_path
     p = run("forward", *opts, tr, teacher_dir, f"ark:{out}")
     assert_one_line_error(p, name)
     assert not out.exists()
+
+
+def test_a_rerun_with_the_option_corrected_equals_a_clean_run(toy_data, tmp_path):
+    import torch
+
+    data, ali = toy_data
+    common = (*FAST, "--cv-fraction", "0.25", "--max-iters", "2")
+    fixed, clean = tmp_path / "fixed", tmp_path / "clean"
+    assert_one_line_error(run("train", *common, "--learn-rate", "0", data, ali, fixed), "--learn-rate")
+    assert run("train", *common, data, ali, fixed).returncode == 0
+    assert run("train", *common, data, ali, clean).returncode == 0
+    a, b = (torch.load(d / "final.pt", weights_only=True)["state_dict"] for d in (fixed, clean))
+    assert all(torch.equal(a[k], b[k]) for k in b)

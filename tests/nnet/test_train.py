@@ -84,6 +84,8 @@ def test_resume_after_kill_gives_the_same_model(toy_split, tmp_path):
     assert [h["epoch"] for h in _history(exp)] == list(range(5))
     assert _same_weights(tmp_path / "whole" / "final.pt", exp / "final.pt")
     assert _history(exp) == _history(tmp_path / "whole")
+    for name in ("final.pt", "checkpoint.pt"):  # the same bytes, not only the same numbers
+        assert (exp / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
     assert not _leftovers(exp)
     # a finished run restarted does nothing more
     before = (exp / "final.pt").stat().st_mtime_ns
