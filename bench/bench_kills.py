@@ -5,7 +5,7 @@ Runs egs/ami/run.sh on the `ci` corpus (the recipe tests' reduced settings, py b
 without interruption (the reference), then again in another recipe dir where runs are killed
 with SIGKILL (the whole process group: the recipe, its steps and their jobs): for each stage in
 turn, a run is started, and once its log reaches that stage it is killed after a random delay
-(--kills-per-stage times per stage); then one last run completes. Prints a table of the kills
+within the time the stage took in the reference run (--kills-per-stage times per stage); then one last run completes. Prints a table of the kills
 (the stage reached, the delay, the stage running when killed) and whether the interrupted recipe
 wrote the same artifacts (byte for byte, as tests/recipe/test_recipe_repro.py compares them)
 and the same RESULTS.md tables.
@@ -44,11 +44,18 @@ def last_stage(log_file):
     return stages[-1] if stages else "-"
 
 
+def stage_seconds(log_file):
+    """{stage: seconds} of a complete run's log (from the times of its "Stage N:" lines)."""
+    marks = [(int(n), time.mktime(time.strptime(t, "%Y-%m-%d %H:%M:%S")))
+             for t, n in re.findall(r"^(\S+ \S+) \(run\.sh:\d+\) Stage (\d+):", Path(log_file).read_text(), re.M)]
+    return {n: max(marks[i + 1][1] - t, 1.0) for i, (n, t) in enumerate(marks[:-1])}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default=str(ROOT / "bench" / "out" / "kills"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-delay", type=float, default=20.0, help="seconds into a stage, at most, to kill")
+    p.add_argument("--max-delay", type=float, default=60.0, help="seconds into a stage, at most, to kill")
     p.add_argument("--kills-per-stage", type=int, default=2)
     args = p.parse_args()
     work = Path(args.work)
@@ -73,6 +80,7 @@ def main():
     if killed.exists():
         subprocess.run(["rm", "-rf", str(killed)], check=True)
     make_recipe_dir(killed)
+    durations = stage_seconds(work / "reference.log")
     rng = random.Random(args.seed)
     kills, t_all = [], time.time()
     plan = [stage for stage in range(12) for _ in range(args.kills_per_stage)] + [None]
@@ -85,7 +93,7 @@ def main():
                 break
             while proc.poll() is None and f"Stage {stage}:" not in log_file.read_text(errors="replace"):
                 time.sleep(0.1)
-            delay = rng.uniform(0.0, args.max_delay)
+            delay = rng.uniform(0.0, min(durations.get(stage, 1.0), args.max_delay))
             try:
                 rc = proc.wait(timeout=delay)
             except subprocess.TimeoutExpired:
