@@ -13,6 +13,7 @@ import kaldiio
 import numpy as np
 
 from tests.faults.common import STEPS, run
+from tests.nnet.toy import make_data_dir
 
 
 def start(name, *args):
@@ -45,8 +46,9 @@ def tree_digest(d, skip=("log",)):
     return out
 
 
-def test_a_killed_forward_reruns_to_the_same_archive(toy_split, teacher_dir, tmp_path):
-    tr, _, _ = toy_split
+def test_a_killed_forward_reruns_to_the_same_archive(teacher_dir, tmp_path):
+    # enough frames (~140k) that the archive is written for seconds, not a moment to miss
+    tr, _ = make_data_dir(tmp_path / "big", num_spk=8, utts_per_spk=50, frames=(300, 400))
     clean, out = tmp_path / "clean", tmp_path / "out"
     assert run("forward", tr, teacher_dir, f"ark,scp:{clean}.ark,{clean}.scp").returncode == 0
     out.mkdir()
