@@ -487,8 +487,8 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     for sys in $smbr_systems; do
       smbr $sys
       for s in dev eval; do
-      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
-    done
+        deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
+      done
     done
   else
     log "Stage 10: sequence training needs denominator lattices, which only --backend kaldi makes; skipped"

@@ -32,7 +32,7 @@ from hdnn.errors import HdnnError, atomic_open
 from hdnn.gmm.features import split_list
 from hdnn.gmm.graph import add_word_penalty, read_graph
 from hdnn.gmm.wheels import kaldifst, khg
-from hdnn.kaldi.data_dir import DataDir, read_kaldi_map
+from hdnn.kaldi.data_dir import DataDir, data_dir_inputs, read_kaldi_map
 from hdnn.kaldi.io import MatrixReader, read_matrices
 from hdnn.stamps import claim, make_stamp, rspecifier_files, write_stamp
 
@@ -301,7 +301,7 @@ def claim_decode_dir(decode_dir, graph_dir, config, nj, inputs):
     marker = decode_dir / "tra" / ".stamp"
     if claim(marker, stamp, str(decode_dir), earlier=any((decode_dir / "tra").glob("*.tra"))):
         return
-    for old in [*(decode_dir / "tra").glob("*"), *(decode_dir / "tra").glob(".done.*"), *decode_dir.glob("wer_*"),
+    for old in [*(decode_dir / "tra").glob("*"), *decode_dir.glob("wer_*"),  # tra/* includes the .done.N markers
                 decode_dir / "decode_stats.txt", decode_dir / "num_jobs"]:
         if old.is_file():
             old.unlink()
@@ -438,9 +438,7 @@ def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=Non
                 x = knf.compute_deltas(delta, x)
             yield utt, scorer(x)
 
-    inputs = {"model": model_dir / "final.mdl", "features": rspecifier_files(f"scp:{data_dir / 'feats.scp'}")
-              + rspecifier_files(f"scp:{data_dir / 'cmvn.scp'}"),
-              "utterances": [data_dir / "utt2spk"]}
+    inputs = {"model": model_dir / "final.mdl", "features": data_dir_inputs(data_dir, text=False)}
     return decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress, score, inputs)
 
 

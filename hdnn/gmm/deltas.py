@@ -1,7 +1,7 @@
 """Triphone training on delta features, as Kaldi's steps/train_deltas.sh: tree statistics,
 phone clustering, tree building, gmm-init-model, convert-ali, then Viterbi EM."""
-import logging
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +65,8 @@ def train_deltas(num_leaves, tot_gauss, data_dir, lang_dir, ali_dir, out_dir, nj
     """
     cfg = config or DeltasConfig()
     out, ali_dir = Path(out_dir), Path(ali_dir)
-    claim_gmm_dir(out, data_dir, lang_dir, ali_dir, {"num_leaves": num_leaves, "tot_gauss": tot_gauss, "config": dataclasses.asdict(cfg)})
+    claim_gmm_dir(out, data_dir, lang_dir, ali_dir,
+                  {"num_leaves": num_leaves, "tot_gauss": tot_gauss, "config": dataclasses.asdict(cfg)})
     start = resume_point(out)
     if start is None and (out / "final.mdl").exists():
         log.info("%s: already trained (final.mdl exists)", out)

@@ -2,8 +2,8 @@
 projected by LDA (acc-lda, est-lda), a tree on them, then EM in which a global MLLT
 (semi-tied covariance) transform is re-estimated at some iterations (gmm-acc-mllt,
 est-mllt, gmm-transform-means, compose-transforms)."""
-import logging
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +135,8 @@ def train_lda_mllt(num_leaves, tot_gauss, data_dir, lang_dir, ali_dir, out_dir, 
     <dir>/final.mat (the LDA+MLLT transform of the spliced features) and <dir>/splice_opts."""
     cfg = config or LdaMlltConfig()
     out, ali_dir = Path(out_dir), Path(ali_dir)
-    claim_gmm_dir(out, data_dir, lang_dir, ali_dir, {"num_leaves": num_leaves, "tot_gauss": tot_gauss, "config": dataclasses.asdict(cfg)})
+    claim_gmm_dir(out, data_dir, lang_dir, ali_dir,
+                  {"num_leaves": num_leaves, "tot_gauss": tot_gauss, "config": dataclasses.asdict(cfg)})
     start = resume_point(out)
     if start is None and (out / "final.mdl").exists() and (out / "final.mat").exists():
         log.info("%s: already trained (final.mdl exists)", out)

@@ -1,7 +1,7 @@
 """Monophone training, as Kaldi's steps/train_mono.sh: gmm-init-mono, equal alignment,
 then Viterbi EM with realignment at fixed iterations and mixing up to `totgauss`."""
-import logging
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 

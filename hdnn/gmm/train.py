@@ -383,8 +383,8 @@ def _align_job(job):
 def claim_gmm_dir(out_dir, data_dir, lang_dir, ali_dir, options):
     """Keep a GMM dir's earlier models (finished or an interrupted run's <x>.mdl) only when they
     were made from the same data, lang dir, alignments and options (<dir>/.stamp); else empty
-    the dir (all but its logs) so that the training starts again. --nj changes nothing: the
-    statistics are summed per speaker."""
+    the dir (all but its logs) so that the training starts again. ``options`` leave out --nj,
+    which changes nothing: the statistics are summed per speaker."""
     from hdnn.kaldi.alignments import alignment_files
     from hdnn.kaldi.data_dir import data_dir_inputs
     from hdnn.stamps import claim, make_stamp, write_stamp
@@ -394,7 +394,7 @@ def claim_gmm_dir(out_dir, data_dir, lang_dir, ali_dir, options):
     stamp = make_stamp({"data": data_dir_inputs(data_dir),
                         "lang": [lang / "topo", lang / "L.fst", lang / "phones.txt", lang / "words.txt", lang / "phones"],
                         "alignments": alignment_files(ali_dir) if ali_dir else []},
-                       {k: v for k, v in options.items() if k != "nj"}, exclude=[out])
+                       options, exclude=[out])
     old = [p for p in out.iterdir() if p.name not in ("log", ".stamp")] if out.is_dir() else []
     if claim(out / ".stamp", stamp, str(out), earlier=bool(old)):
         return

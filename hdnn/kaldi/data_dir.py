@@ -358,11 +358,12 @@ def _write_filtered(src, dst, keep, missing_ok=False):
                 fout.write(line)
 
 
-def data_dir_inputs(path):
+def data_dir_inputs(path, text=True):
     """The files whose content a step that reads a data dir's features depends on: utt2spk,
-    text, feats.scp and cmvn.scp and the archives they point into (for a stamp, hdnn/stamps.py)."""
+    text (unless ``text`` is False), feats.scp and cmvn.scp and the archives they point into
+    (for a stamp, hdnn/stamps.py)."""
     from hdnn.stamps import rspecifier_files
 
     d = Path(path)
-    return [d / "utt2spk", d / "text", *rspecifier_files(f"scp:{d / 'feats.scp'}"),
+    return [d / "utt2spk", *([d / "text"] if text else []), *rspecifier_files(f"scp:{d / 'feats.scp'}"),
             *rspecifier_files(f"scp:{d / 'cmvn.scp'}")]

@@ -360,8 +360,6 @@ def train_from_dirs(tr_dir, cv_dir, targets, exp_dir, preset, config, teacher=No
         claim_exp_dir(exp_dir, tr_dir, cv_dir, targets_spec, teacher, teacher_post, config,
                       dict(preset=preset, num_pdfs=num_pdfs, length_tolerance=length_tolerance,
                            max_skip_fraction=max_skip_fraction, **feature_opts))
-    distributed.barrier()
-    if distributed.is_main():
         prepare_features(exp_dir, tr_dir, Path(teacher).parent if teacher else None, **feature_opts)
         write_counts(exp_dir / PRIOR_COUNTS, counts_from_alignments(targets.items(), num_pdfs))
     distributed.barrier()
@@ -391,14 +389,12 @@ def claim_exp_dir(exp_dir, tr_dir, cv_dir, targets, teacher, teacher_post, confi
     made from the same data, targets, teacher and options (<exp-dir>/.stamp); else remove it, so
     that the run starts again and names what changed in its log."""
     from hdnn.kaldi.alignments import alignment_files
+    from hdnn.kaldi.data_dir import data_dir_inputs
     from hdnn.stamps import claim, make_stamp, rspecifier_files, write_stamp
 
-    def data_files(d):
-        d = Path(d)
-        return [d / "utt2spk", *rspecifier_files(f"scp:{d / 'feats.scp'}"), *rspecifier_files(f"scp:{d / 'cmvn.scp'}")]
-
     train_options = {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE_OPTIONS}
-    stamp = make_stamp({"training data": data_files(tr_dir), "cross-validation data": data_files(cv_dir),
+    stamp = make_stamp({"training data": data_dir_inputs(tr_dir, text=False),
+                        "cross-validation data": data_dir_inputs(cv_dir, text=False),
                         "targets": alignment_files(targets), "teacher": [teacher] if teacher else [],
                         "teacher posteriors": rspecifier_files(teacher_post) if teacher_post else []},
                        {**train_options, **options}, exclude=[exp_dir / "nnet", exp_dir / "log"])
