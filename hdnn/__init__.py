@@ -4,6 +4,7 @@ Layers (dependencies point downwards only):
   hdnn.kaldi  Kaldi file formats and data dirs (numpy + kaldiio; no torch, no wheels)
   hdnn.nnet   PyTorch models, losses, training, priors, forward (never imports the GMM/FST wheels)
   hdnn.gmm    Kaldi-free GMM-HMM front half on the Kaldi pip wheels (never imports torch)
+  hdnn.jobs   Kaldi's `$cmd JOB=1:$nj` contract; hdnn.bin: the programs the parallel jobs run
 """
 
 from hdnn import numerics as _numerics

@@ -54,3 +54,49 @@ def apply(environ=os.environ):
 def shell_exports():
     """`export NAME=value` lines (a value already in the environment is kept)."""
     return "".join(f"export {n}='{os.environ.get(n, v)}'\n" for n, v in pins().items())
+
+
+class ExactSum:
+    """A sum of float64 arrays that does not depend on the order or grouping of its terms, so
+    that statistics summed by `nj` parallel jobs (each over its speakers) and then over the
+    jobs are the same bytes for any `nj`. Each term is rounded, element by element, to a
+    multiple of 2**-32 and held exactly as two int64 arrays (`hi` units of 2**20 and `lo`
+    units of 2**-32, 0 <= lo < 2**52); integer addition is associative. The rounding of a
+    term (at most 2**-33 absolute) is a function of that term alone."""
+
+    HI, LO, LO_BITS = 2.0 ** 20, 2.0 ** -32, 52
+
+    def __init__(self, shape=(), hi=None, lo=None):
+        import numpy as np
+
+        self.hi = np.zeros(shape, np.int64) if hi is None else np.asarray(hi, np.int64)
+        self.lo = np.zeros(shape, np.int64) if lo is None else np.asarray(lo, np.int64)
+
+    def add(self, values):
+        """Add a term (an array of this sum's shape, or a number for a scalar sum)."""
+        import numpy as np
+
+        v = np.asarray(values, np.float64)
+        if not np.isfinite(v).all():
+            raise ValueError("ExactSum: a term is not finite")
+        hi = np.floor(v / self.HI)
+        self.hi = self.hi + hi.astype(np.int64)
+        self.lo = self.lo + np.rint((v - hi * self.HI) / self.LO).astype(np.int64)
+        self._carry()
+        return self
+
+    def merge(self, other):
+        """Add another ExactSum (e.g. a job's)."""
+        self.hi = self.hi + other.hi
+        self.lo = self.lo + other.lo
+        self._carry()
+        return self
+
+    def _carry(self):
+        carry = self.lo >> self.LO_BITS
+        self.hi = self.hi + carry
+        self.lo = self.lo - (carry << self.LO_BITS)
+
+    def value(self):
+        """The sum as float64 (one rounding, of hi + lo)."""
+        return self.hi * self.HI + self.lo * self.LO

@@ -158,13 +158,14 @@ def claim(path, stamp, what, earlier=False):
     return False
 
 
-
 def stage_stamp(out_dir, command, deps=(), settings=""):
     """The stamp of a recipe stage that made ``out_dir`` by running ``command`` (a list of
     words): the command itself, ``settings`` (options it reads from the recipe's variables),
     and the identity of every word of it that names an existing
     path, and of ``deps`` (paths the command reads without naming them), except ``out_dir``
-    and what lies inside it."""
+    and what lies inside it. A `--cmd` option is left out: how the jobs run changes nothing
+    they make."""
+    command = _without_cmd(command)
     out = Path(out_dir).resolve()
     inputs = {}
     for word in [*command, *deps]:
@@ -176,6 +177,18 @@ def stage_stamp(out_dir, command, deps=(), settings=""):
             continue
         inputs[word] = identity(p, exclude=[out])
     return {"options": {"command": " ".join(command), "settings": settings}, "inputs": inputs}
+
+
+def _without_cmd(command):
+    words, skip = [], False
+    for word in command:
+        if skip:
+            skip = False
+        elif word == "--cmd":
+            skip = True
+        elif not word.startswith("--cmd="):
+            words.append(word)
+    return words
 
 
 def stage_state(out_dir, command, deps=(), settings=""):
@@ -190,6 +203,7 @@ def stage_state(out_dir, command, deps=(), settings=""):
     except OSError as e:
         raise HdnnError(f"{done}: cannot read it ({e.strerror})") from None
     if not text.lstrip().startswith("{"):
-        return "complete" if text.strip() == " ".join(command) else "made by another command"
+        same = text.strip() in (" ".join(command), " ".join(_without_cmd(command)))
+        return "complete" if same else "made by another command"
     diff = changes(read_stamp(done), stage_stamp(out_dir, command, deps, settings))
     return "complete" if not diff else "made from other inputs or options (" + "; ".join(diff) + ")"

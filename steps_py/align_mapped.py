@@ -11,6 +11,7 @@ unsupervised adaptation targets of steps_py/adapt.py."""
 from pathlib import Path
 
 from hdnn.cli import get_parser, run_main, setup_logging
+from hdnn.gmm.options import CMD_HELP
 
 USAGE = """%(prog)s [options] <data-dir> <lang-dir> <model-dir> <loglikes-scp> <align-dir>
  e.g.: %(prog)s --nj 2 data/ihm/dev_1pass data/lang exp/ihm/tri_ali \\
@@ -25,6 +26,7 @@ def main(argv=None):
     p.add_argument("loglikes", help="scp table of pdf log-likelihoods (random access)")
     p.add_argument("align_dir")
     p.add_argument("--nj", type=int, default=4, help="parallel jobs (data split by speaker)")
+    p.add_argument("--cmd", default="run.pl", help=CMD_HELP)
     p.add_argument("--beam", type=float, default=10.0, help="alignment beam")
     p.add_argument("--retry-beam", type=float, default=40.0, help="beam for utterances that failed")
     args = p.parse_args(argv)
@@ -32,7 +34,8 @@ def main(argv=None):
     from hdnn.gmm.train import align_mapped
 
     res = align_mapped(args.data_dir, args.lang_dir, args.model_dir, args.loglikes, args.align_dir,
-                       nj=args.nj, beam=args.beam, retry_beam=args.retry_beam)
+                       nj=args.nj, beam=args.beam, retry_beam=args.retry_beam,
+                       cmd=args.cmd)
     print(f"{args.align_dir}: {res.summary()}")
 
 

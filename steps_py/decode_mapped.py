@@ -5,13 +5,10 @@ transition-ids. The log-likelihoods (log posteriors minus log priors, as nnet-fo
 --class-frame-counts writes them) come from an rspecifier; a JOB in it is replaced by the job
 number. Best paths per (LM weight, word insertion penalty): <decode-dir>/tra/<LMWT>_<WIP>.tra,
 scored against <data-dir>/text unless --skip-scoring true."""
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from decode import add_decode_options, decode_config, round_scorer, score_decode  # noqa: E402
-
-from hdnn.cli import get_parser, run_main, setup_logging  # noqa: E402
+from hdnn.cli import get_parser, run_main, setup_logging
+from hdnn.gmm.options import add_decode_options, decode_config, round_scorer, score_decode
 
 USAGE = """%(prog)s [options] <graph-dir> <data-dir> <model-dir> <loglike-rspecifier> <decode-dir>
  e.g.: %(prog)s --nj 2 exp/ihm/tri1/graph data/ihm/dev exp/ihm/tri1_ali \\
@@ -32,7 +29,7 @@ def main(argv=None):
     from hdnn.gmm.decode import decode_mapped
 
     stats = decode_mapped(args.graph_dir, args.model_dir, args.loglikes, args.decode_dir, nj=args.nj,
-                          config=decode_config(args), progress=args.progress,
+                          config=decode_config(args), cmd=args.cmd, progress=args.progress,
                           score=round_scorer(args, args.graph_dir))
     score_decode(args, args.graph_dir, stats)
 

@@ -2,13 +2,8 @@
 """Filterbank features for a data dir (the nnet's input), as Kaldi's steps/make_fbank.sh:
 compute-fbank-feats options from --fbank-config (e.g. --num-mel-bins=40), compressed archives
 <fbank-dir>/raw_fbank_<name>.JOB.{ark,scp} by --nj parallel jobs, <data-dir>/feats.scp."""
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_mfcc import feature_main  # noqa: E402
-
-from hdnn.cli import run_main  # noqa: E402
+from hdnn.cli import run_main
+from hdnn.gmm.options import feature_main
 
 
 def main(argv=None):

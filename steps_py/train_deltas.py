@@ -20,7 +20,8 @@ def main(argv=None):
     from hdnn.gmm.deltas import DeltasConfig, train_deltas
 
     train_deltas(args.num_leaves, args.tot_gauss, args.data_dir, args.lang_dir, args.ali_dir, args.exp_dir,
-                 nj=args.nj, config=DeltasConfig(**triphone_config(args)), progress=args.progress)
+                 nj=args.nj, config=DeltasConfig(**triphone_config(args)), cmd=args.cmd,
+                 progress=args.progress)
 
 
 if __name__ == "__main__":

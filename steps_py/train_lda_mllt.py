@@ -27,7 +27,7 @@ def main(argv=None):
     cfg = LdaMlltConfig(dim=args.dim, left_context=args.left_context, right_context=args.right_context,
                         mllt_iters=int_list(args.mllt_iters), **triphone_config(args))
     train_lda_mllt(args.num_leaves, args.tot_gauss, args.data_dir, args.lang_dir, args.ali_dir, args.exp_dir,
-                   nj=args.nj, config=cfg, progress=args.progress)
+                   nj=args.nj, config=cfg, cmd=args.cmd, progress=args.progress)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Writes <dir>/{tree,final.mdl,final.occs,ali.JOB.gz,num_jobs} and <dir>/log/train
 from pathlib import Path
 
 from hdnn.cli import get_parser, run_main, setup_logging, str2bool
+from hdnn.gmm.options import CMD_HELP
 
 USAGE = """%(prog)s [options] <data-dir> <lang-dir> <exp-dir>
  e.g.: %(prog)s --nj 2 data/ihm/train data/lang exp/ihm/mono"""
@@ -16,7 +17,7 @@ def main(argv=None):
     p.add_argument("lang_dir")
     p.add_argument("exp_dir")
     p.add_argument("--nj", type=int, default=4, help="parallel jobs (data split by speaker)")
-    p.add_argument("--cmd", default="run.pl", help="accepted for compatibility with steps/*.sh; unused")
+    p.add_argument("--cmd", default="run.pl", help=CMD_HELP)
     p.add_argument("--totgauss", type=int, default=1000, help="target number of Gaussians")
     p.add_argument("--num-iters", type=int, default=40, help="EM iterations")
     p.add_argument("--max-iter-inc", type=int, default=30, help="last iteration that adds Gaussians")
@@ -34,7 +35,8 @@ def main(argv=None):
     cfg = MonoConfig(num_iters=args.num_iters, max_iter_inc=args.max_iter_inc, initial_beam=args.initial_beam,
                      regular_beam=args.regular_beam, retry_beam=args.retry_beam, totgauss=args.totgauss,
                      careful=args.careful, boost_silence=args.boost_silence, power=args.power)
-    train_mono(args.data_dir, args.lang_dir, args.exp_dir, nj=args.nj, config=cfg, progress=args.progress)
+    train_mono(args.data_dir, args.lang_dir, args.exp_dir, nj=args.nj, config=cfg, cmd=args.cmd,
+               progress=args.progress)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # The session fixtures of each layer's data, available to every test directory (tests/faults uses both).
-pytest_plugins = ["tests.gmm.fixtures", "tests.nnet.fixtures"]
+pytest_plugins = ["tests.gmm.fixtures", "tests.nnet.fixtures", "tests.slurm"]
 
 
 def _kaldi_root():

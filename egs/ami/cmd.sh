@@ -1,12 +1,15 @@
-# How parallel jobs run with --backend kaldi (Kaldi's run.pl / queue.pl / slurm.pl).
-# The Python steps parallelise over --nj processes on this machine themselves.
+# How the parallel jobs of every step run: Kaldi's `$cmd JOB=1:$nj <log> <command>` contract,
+# for Kaldi's own steps (--backend kaldi) and the Python steps alike (hdnn/jobs.py).
 #
-# On one machine (default):
+# On one machine (default): run.pl. The Python steps run it built in (no Kaldi needed); Kaldi's
+# steps use utils/run.pl.
 export train_cmd="run.pl --max-jobs-run ${max_jobs_run:-2}"
 export decode_cmd="run.pl --max-jobs-run ${max_jobs_run:-2}"
-# On a Grid Engine cluster:
-#   export train_cmd="queue.pl --mem 2G"
-#   export decode_cmd="queue.pl --mem 4G"
-# On Slurm:
-#   export train_cmd="slurm.pl --mem 2G"
-#   export decode_cmd="slurm.pl --mem 4G"
+# On a Grid Engine cluster (Kaldi's utils/parallel/queue.pl and its conf/queue.conf):
+#   export train_cmd="$KALDI_ROOT/egs/wsj/s5/utils/parallel/queue.pl --mem 2G"
+#   export decode_cmd="$KALDI_ROOT/egs/wsj/s5/utils/parallel/queue.pl --mem 4G"
+# On Slurm (Kaldi's utils/parallel/slurm.pl; conf/slurm.conf names the partitions and options):
+#   export train_cmd="$KALDI_ROOT/egs/wsj/s5/utils/parallel/slurm.pl --config conf/slurm.conf --mem 2G"
+#   export decode_cmd="$KALDI_ROOT/egs/wsj/s5/utils/parallel/slurm.pl --config conf/slurm.conf --mem 4G"
+# The jobs need the same file paths on every node (a shared file system) and this Python
+# environment (the absolute path of its interpreter is in each job's command).

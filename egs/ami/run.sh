@@ -241,7 +241,7 @@ decode_gmm() {
       $graph $data/$1 $exp/tri/decode_$1
   else
     local opts; opts=$(sweep_opts $exp/tri $1 "$gmm_scoring_opts")
-    py decode --nj $nj $gmm_decode_opts $opts $graph $data/$1 $exp/tri/decode_$1
+    py decode --nj $nj --cmd "$decode_cmd" $gmm_decode_opts $opts $graph $data/$1 $exp/tri/decode_$1
   fi
 }
 
@@ -313,7 +313,7 @@ decode_data() {
     local/score.sh --cmd "$decode_cmd" $nnet_scoring_opts $fbank $graph $dir
   else
     py forward --log-file $dir/log/forward.log $(spk_opts $nnet) $fbank $nnet ark,scp:$dir/loglikes.ark,$dir/loglikes.scp
-    py decode_mapped --nj $nj $nnet_decode_opts $opts $graph $fbank $exp/tri_ali scp:$dir/loglikes.scp $dir
+    py decode_mapped --nj $nj --cmd "$decode_cmd" $nnet_decode_opts $opts $graph $fbank $exp/tri_ali scp:$dir/loglikes.scp $dir
     rm -f $dir/loglikes.ark $dir/loglikes.scp
   fi
 }
@@ -348,7 +348,7 @@ align_nnet() {
         "ark:python $HDNN_ROOT/steps_py/forward.py $d/split$nj/JOB $nnet ark:- |" "ark:|gzip -c > $dir/ali.JOB.gz"
   else
     py forward --log-file $dir/log/forward.log $d $nnet ark,scp:$dir/loglikes.ark,$dir/loglikes.scp
-    py align_mapped --nj $nj $d data/lang $exp/tri_ali scp:$dir/loglikes.scp $dir
+    py align_mapped --nj $nj --cmd "$train_cmd" $d data/lang $exp/tri_ali scp:$dir/loglikes.scp $dir
     rm -f $dir/loglikes.ark $dir/loglikes.scp
   fi
 }

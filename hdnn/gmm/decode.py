@@ -18,21 +18,18 @@ interrupted run redoes only unfinished jobs.
 """
 import dataclasses
 import logging
-import multiprocessing
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from hdnn.cli import job_logger
 from hdnn.errors import HdnnError, atomic_open
-from hdnn.gmm.features import split_list
+from hdnn.gmm.features import iter_cmvn_deltas, read_cmvn
 from hdnn.gmm.graph import add_word_penalty, read_graph
 from hdnn.gmm.wheels import kaldifst, khg
-from hdnn.kaldi.data_dir import DataDir, data_dir_inputs, read_kaldi_map
+from hdnn.kaldi.data_dir import DataDir, data_dir_inputs, read_kaldi_map, split_data, split_list
 from hdnn.kaldi.io import MatrixReader, read_matrices
 from hdnn.stamps import claim, make_stamp, rspecifier_files, write_stamp
 
@@ -235,23 +232,22 @@ def _read_marker(path):
         return None, []
 
 
-def _run_job(job, nj, decode_dir, graph_dir, config, tid_cols, make_items):
-    """Decode one job's utterances into its tra files; returns DecodeStats (skips done jobs)."""
+def _run_job(job, nj, decode_dir, graph_dir, config, tid_cols, items):
+    """Decode one job's utterances into its tra files (skips a job whose marker says it
+    decoded every point of the sweep)."""
     sweep = config.sweep()
     files = _job_files(decode_dir, job, sweep)
     done = Path(decode_dir) / "tra" / f".done.{job}"
     before, done_points = _read_marker(done)
     if set(sweep) <= set(done_points) and all(f.exists() for f in files.values()):
-        return None
-    log_file = Path(decode_dir) / "log" / f"decode.{job}.log"
-    logger = job_logger(log_file)
+        log.info("job %d: every point of the sweep was decoded before: kept", job)
+        return
     stats = DecodeStats()
     graph = read_graph(graph_dir)
     tmp = {k: f.with_name(f.name + ".tmp") for k, f in files.items()}
     handles = {k: open(p, "w") for k, p in tmp.items()}
     try:
-        decode_matrices(graph, _num_words(graph_dir), tid_cols, make_items(job), config, handles,
-                        stats, logger)
+        decode_matrices(graph, _num_words(graph_dir), tid_cols, items, config, handles, stats, log)
     finally:
         for h in handles.values():
             h.close()
@@ -265,9 +261,34 @@ def _run_job(job, nj, decode_dir, graph_dir, config, tid_cols, make_items):
     points = done_points + [k for k in sweep if k not in done_points]
     done.write_text(f"{total.utts} {total.frames} {total.seconds:.3f} {total.retried} "
                     f"{total.partial} {total.failed} | {' '.join(f'{l}_{w}' for l, w in points)}\n")
-    logger.info("job %d of %d: %d utterances, %d frames, RTF %.4f, retried %d, partial %d, failed %d",
-                job, nj, stats.utts, stats.frames, stats.rtf, stats.retried, stats.partial, stats.failed)
-    return stats
+    log.info("job %d of %d: %d utterances, %d frames, RTF %.4f, retried %d, partial %d, failed %d",
+             job, nj, stats.utts, stats.frames, stats.rtf, stats.retried, stats.partial, stats.failed)
+
+
+def decode_job(job, nj, decode_dir, graph_dir, model_dir, config, features=None, delta_order=2,
+               loglikes=None):
+    """One job of a decode (`python -m hdnn.bin.decode_faster`): the GMM of <model_dir> on the
+    CMVN + delta features of the data dir `features` (its job's split), or the pdf
+    log-likelihoods of the rspecifier `loglikes`; the transition model of <model_dir>."""
+    from hdnn.gmm.model import GmmSystem
+
+    system = GmmSystem.load(model_dir)
+    _, ktm, _ = system.khg()
+    if (features is None) == (loglikes is None):
+        raise HdnnError("a decoding job needs either features or log-likelihoods")
+    if features is not None:
+        scorer = GmmScorer(system.am)
+        items = ((u, scorer(x)) for u, x in iter_cmvn_deltas(features, delta_order=delta_order))
+    else:
+        items = _checked(read_matrices(loglikes), loglikes, ktm.num_pdfs)
+    _run_job(job, nj, Path(decode_dir), graph_dir, config, tid_columns(ktm), items)
+
+
+def _checked(items, source, num_pdfs):
+    for utt, mat in items:
+        if mat.shape[1] != num_pdfs:
+            raise HdnnError(f"{source}: utterance {utt} has {mat.shape[1]} columns, the model has {num_pdfs} pdfs")
+        yield utt, mat
 
 
 def _num_words(graph_dir):
@@ -276,18 +297,6 @@ def _num_words(graph_dir):
         raise HdnnError(f"{path}: no such file")
     return max(int(line.split()[1]) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
-
-
-_SHARED = {}
-
-
-def _job_entry(job):
-    # One BLAS thread per job: small matrix products are many times slower with more.
-    with threadpool_limits(limits=1):
-        try:
-            return job, _run_job(job, **_SHARED), None
-        except HdnnError as e:
-            return job, None, str(e)
 
 
 def claim_decode_dir(decode_dir, graph_dir, config, nj, inputs):
@@ -309,27 +318,21 @@ def claim_decode_dir(decode_dir, graph_dir, config, nj, inputs):
     write_stamp(marker, stamp)
 
 
-def run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress=True):
-    """Run `nj` decoding jobs (forked), merge their outputs into tra/<LMWT>_<WIP>.tra and
-    write decode_stats.txt. Any failing job makes this raise, naming its log file."""
-    from tqdm import tqdm
+def run_decode_jobs(decode_dir, graph_dir, model_dir, config, source, nj, cmd="run.pl", progress=True):
+    """Run `nj` decoding jobs (`python -m hdnn.bin.decode_faster` through `cmd`, hdnn/jobs.py) on
+    `source` (["--features", split data dir with JOB] or ["--loglikes", rspecifier with JOB]),
+    merge their outputs into tra/<LMWT>_<WIP>.tra and write decode_stats.txt. Any failing job
+    makes this raise, naming its log file."""
+    from hdnn import jobs
 
     decode_dir = Path(decode_dir)
     (decode_dir / "tra").mkdir(parents=True, exist_ok=True)
-    _SHARED.update(nj=nj, decode_dir=decode_dir, graph_dir=graph_dir, config=config,
-                   tid_cols=tid_cols, make_items=make_items)
-    try:
-        if nj == 1:
-            results = [_job_entry(1)]
-        else:
-            with multiprocessing.get_context("fork").Pool(nj) as pool:
-                results = list(tqdm(pool.imap_unordered(_job_entry, range(1, nj + 1)), total=nj,
-                                    desc=f"decode {decode_dir.name}", unit="job", disable=not progress))
-    finally:
-        _SHARED.clear()
-    for job, _, err in sorted(results):
-        if err:
-            raise HdnnError(f"{err} (log: {decode_dir / 'log' / f'decode.{job}.log'})")
+    points = ",".join(f"{lmwt}_{wip}" for lmwt, wip in config.sweep())
+    command = jobs.python_command(
+        "hdnn.bin.decode_faster", f"--beam={config.beam}", f"--max-active={config.max_active}",
+        f"--min-active={config.min_active}", f"--retry-beam={config.retry_beam}", f"--points={points}",
+        f"--nj={nj}", *source, graph_dir, model_dir, decode_dir, "JOB")
+    jobs.run(cmd, nj, decode_dir / "log" / "decode.JOB.log", command, f"decode {decode_dir.name}", progress)
     with atomic_open(decode_dir / "num_jobs") as f:
         f.write(f"{nj}\n")
     _merge(decode_dir, config.sweep(), nj)
@@ -346,7 +349,7 @@ def run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, pro
     return stats
 
 
-def decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress=True, score=None,
+def decode_sweep(decode_dir, graph_dir, model_dir, config, source, nj, cmd="run.pl", progress=True, score=None,
                  inputs=None):
     """run_decode_jobs over config's grid, or coarse-to-fine when config.search is "coarse"
     (then score(points) -> {point: WerResult} picks the next round). Earlier transcripts in
@@ -354,7 +357,7 @@ def decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progre
     graph) and options (claim_decode_dir). Returns DecodeStats with .points, the settings decoded."""
     claim_decode_dir(decode_dir, graph_dir, config, nj, inputs or {})
     if config.search == "grid" or config.points:
-        stats = run_decode_jobs(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress)
+        stats = run_decode_jobs(decode_dir, graph_dir, model_dir, config, source, nj, cmd, progress)
         stats.points = config.sweep()
         return stats
     if score is None:
@@ -362,8 +365,8 @@ def decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progre
     last = {}
 
     def decode(points):
-        last["stats"] = run_decode_jobs(decode_dir, graph_dir, dataclasses.replace(config, points=tuple(points)),
-                                        tid_cols, make_items, nj, progress)
+        last["stats"] = run_decode_jobs(decode_dir, graph_dir, model_dir,
+                                        dataclasses.replace(config, points=tuple(points)), source, nj, cmd, progress)
 
     points = coarse_to_fine(config, decode, score)
     stats = last["stats"]
@@ -391,25 +394,14 @@ def _read_stats(decode_dir, nj):
     return total, max(passes, 1)
 
 
-def _speaker_jobs(data_dir, nj, utts):
-    """Utterances of each job, split by speaker like utils/split_data.sh."""
-    data = DataDir(data_dir)
-    speakers = data.speakers
-    if nj > len(speakers):
-        raise HdnnError(f"{data.path}: cannot split {len(speakers)} speakers into {nj} jobs (use a smaller --nj)")
-    wanted = set(utts)
-    return [[u for s in part for u in data.spk2utt[s] if u in wanted] for part in split_list(speakers, nj)]
-
-
 # ---------------------------------------------------------------- the two front ends
 
-def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=None, progress=True, score=None):
-    """steps/decode.sh: CMVN + delta features of `data_dir`, the GMM of <model_dir> (default:
-    the parent of graph_dir, i.e. exp/tri1 for exp/tri1/graph), best paths per (LMWT, WIP)
-    (`score`: see decode_sweep)."""
-    from hdnn.gmm.features import apply_cmvn, read_cmvn
+def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=None, cmd="run.pl", progress=True,
+               score=None):
+    """steps/decode.sh: CMVN + delta features of `data_dir` (split by speaker, utils/split_data.sh),
+    the GMM of <model_dir> (default: the parent of graph_dir, i.e. exp/tri1 for exp/tri1/graph),
+    best paths per (LMWT, WIP) (`score`: see decode_sweep)."""
     from hdnn.gmm.model import GmmSystem
-    from hdnn.gmm.wheels import knf
 
     config = config or DecodeConfig()
     graph_dir, data_dir = Path(graph_dir), Path(data_dir)
@@ -417,29 +409,14 @@ def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=Non
     if (model_dir / "final.mat").exists():
         raise HdnnError(f"{model_dir / 'final.mat'}: LDA/MLLT systems are not supported by this decoder")
     system = GmmSystem.load(model_dir)
-    _, ktm, _ = system.khg()
-    scorer = GmmScorer(system.am)
-    tid_cols = tid_columns(ktm)
-    data = DataDir(data_dir)
-    if data.feats_scp is None:
+    if DataDir(data_dir).feats_scp is None:
         raise HdnnError(f"{data_dir / 'feats.scp'}: no such file (run make_mfcc first)")
-    cmvn = read_cmvn(data_dir)
-    jobs = _speaker_jobs(data_dir, nj, data.utts)
+    read_cmvn(data_dir)
     delta_order = _delta_order(model_dir, system.am.dim, data_dir)
-
-    def make_items(job):
-        feats = MatrixReader(data_dir / "feats.scp")
-        opts = knf.CmvnOptions()
-        delta = knf.DeltaOptions()
-        delta.order, delta.window = delta_order, 2
-        for utt in jobs[job - 1]:
-            x = apply_cmvn(cmvn, opts, feats[utt], utt, data.utt2spk[utt], data_dir)
-            if delta_order:
-                x = knf.compute_deltas(delta, x)
-            yield utt, scorer(x)
-
+    split = split_data(data_dir, nj)
+    source = [f"--features={split}/JOB", f"--delta-order={delta_order}"]
     inputs = {"model": model_dir / "final.mdl", "features": data_dir_inputs(data_dir, text=False)}
-    return decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress, score, inputs)
+    return decode_sweep(decode_dir, graph_dir, model_dir, config, source, nj, cmd, progress, score, inputs)
 
 
 def _delta_order(model_dir, model_dim, data_dir):
@@ -455,51 +432,33 @@ def _delta_order(model_dir, model_dim, data_dir):
     return model_dim // raw_dim - 1
 
 
-def decode_mapped(graph_dir, model_dir, loglike_rspecifier, decode_dir, nj=1, config=None,
+def decode_mapped(graph_dir, model_dir, loglike_rspecifier, decode_dir, nj=1, config=None, cmd="run.pl",
                   progress=True, score=None):
     """latgen-faster-mapped as steps/nnet/decode.sh uses it: pdf log-likelihoods (an nnet's
     log posteriors minus log priors) from `loglike_rspecifier`, the transition model of
     <model_dir>/final.mdl, best paths per (LMWT, WIP).
 
     A `JOB` in the rspecifier is replaced by the job number (one table per job); otherwise a
-    scp table is split into `nj` parts and an archive is decoded as one job. `score`: see
-    decode_sweep.
+    scp table is split into `nj` parts (<decode_dir>/log/loglikes.JOB.scp) and an archive is
+    decoded as one job. `score`: see decode_sweep.
     """
-    from hdnn.gmm.model import GmmSystem
-
     config = config or DecodeConfig()
-    system = GmmSystem.load(model_dir)
-    _, ktm, _ = system.khg()
-    tid_cols = tid_columns(ktm)
-    num_pdfs = ktm.num_pdfs
     spec = str(loglike_rspecifier)
-
-    def checked(items, source):
-        for utt, mat in items:
-            if mat.shape[1] != num_pdfs:
-                raise HdnnError(f"{source}: utterance {utt} has {mat.shape[1]} columns, "
-                                f"the model has {num_pdfs} pdfs")
-            yield utt, mat
-
-    if "JOB" in spec:
-        def make_items(job):
-            source = spec.replace("JOB", str(job))
-            return checked(read_matrices(source), source)
-    elif spec.startswith("scp:") or (spec.endswith(".scp") and ":" not in spec):
+    decode_dir = Path(decode_dir)
+    if "JOB" not in spec and (spec.startswith("scp:") or (spec.endswith(".scp") and ":" not in spec)):
         scp = spec.removeprefix("scp:")
-        keys = sorted(read_kaldi_map(scp), key=str.encode)
+        table = read_kaldi_map(scp)
+        keys = sorted(table, key=str.encode)
         nj = min(nj, len(keys))
-        parts = split_list(keys, nj)
-
-        def make_items(job):
-            table = MatrixReader(scp)
-            return checked(((u, table[u]) for u in parts[job - 1]), spec)
+        for job, part in enumerate(split_list(keys, nj, scp), 1):
+            with atomic_open(decode_dir / "log" / f"loglikes.{job}.scp") as f:
+                f.write("".join(f"{u} {table[u]}\n" for u in part))
+        job_spec = f"scp:{decode_dir / 'log'}/loglikes.JOB.scp"
+    elif "JOB" not in spec:
+        nj, job_spec = 1, spec
     else:
-        nj = 1
-
-        def make_items(job):
-            return checked(read_matrices(spec), spec)
-
+        job_spec = spec
     loglikes = [f for job in range(1, nj + 1) for f in rspecifier_files(spec.replace("JOB", str(job)))]
     inputs = {"model": Path(model_dir) / "final.mdl", "log-likelihoods": loglikes or [spec]}
-    return decode_sweep(decode_dir, graph_dir, config, tid_cols, make_items, nj, progress, score, inputs)
+    return decode_sweep(decode_dir, graph_dir, model_dir, config, [f"--loglikes={job_spec}"], nj, cmd, progress,
+                        score, inputs)

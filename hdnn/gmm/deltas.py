@@ -11,7 +11,7 @@ from hdnn.gmm.align import num_jobs, read_ali_dir, write_alignments
 from hdnn.gmm.mixup import mix_up
 from hdnn.gmm.model import GmmSystem
 from hdnn.gmm.mono import read_int_lines
-from hdnn.gmm.train import TrainingData, Trainer, claim_gmm_dir, resume_point, run_em, write_num_jobs
+from hdnn.gmm.train import TrainingData, Trainer, claim_gmm_dir, resume_point, run_em, set_jobs
 from hdnn.gmm.tree_build import (TreeBuilder, acc_tree_stats, cluster_phones, convert_alignment,
                                  init_model, read_roots)
 from hdnn.kaldi.gmm_model import HmmTopology
@@ -58,7 +58,7 @@ def build_tree(data, lang, ali_system, alignments, num_leaves, cfg):
 
 
 def train_deltas(num_leaves, tot_gauss, data_dir, lang_dir, ali_dir, out_dir, nj=None, config=None,
-                 progress=True):
+                 cmd="run.pl", progress=True):
     """steps/train_deltas.sh <num-leaves> <tot-gauss> <data> <lang> <ali-dir> <dir>.
 
     An interrupted run resumes from its last <x>.mdl; a finished one (final.mdl) is not redone.
@@ -73,18 +73,16 @@ def train_deltas(num_leaves, tot_gauss, data_dir, lang_dir, ali_dir, out_dir, nj
         return GmmSystem.load(out)
     out.mkdir(parents=True, exist_ok=True)
     data = TrainingData.load(data_dir, lang_dir, nj or num_jobs(ali_dir))
-    write_num_jobs(out, data.nj)
+    set_jobs(out, data)
     incgauss = (tot_gauss - num_leaves) // cfg.max_iter_inc
     if start is None:
-        system, alignments = init_triphones(data, ali_dir, out, num_leaves, cfg)
+        system, _ = init_triphones(data, ali_dir, out, num_leaves, cfg)
         start = 1
     else:
-        system, alignments = GmmSystem.load(out, f"{start}.mdl"), read_ali_dir(out)
+        system = GmmSystem.load(out, f"{start}.mdl")
         log.info("resuming from %s", out / f"{start}.mdl")
-    trainer = Trainer(data, system, boost_silence=cfg.boost_silence, beam=cfg.beam,
-                      retry_beam=cfg.retry_beam, careful=cfg.careful)
-    trainer.alignments = alignments
-    trainer.compile_graphs()
+    trainer = Trainer(data, system, out, cmd, boost_silence=cfg.boost_silence, beam=cfg.beam,
+                      retry_beam=cfg.retry_beam, careful=cfg.careful, model=f"{start}.mdl", progress=False)
     return run_em(trainer, out, start, cfg.num_iters, cfg.realign_iters,
                   numgauss_at=lambda x: num_leaves + incgauss * min(x - 1, cfg.max_iter_inc),
                   beam_at=lambda x: cfg.beam, power=cfg.power, desc="train_deltas", progress=progress)

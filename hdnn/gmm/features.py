@@ -6,7 +6,6 @@ Features are written as compressed Kaldi archives, `--nj` jobs in parallel, as
 steps/make_mfcc.sh does: <feat-dir>/raw_<kind>_<name>.JOB.{ark,scp} and <data>/feats.scp.
 """
 import logging
-import multiprocessing
 import zlib
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from kaldiio.matio import write_array
 from hdnn.cli import job_logger
 from hdnn.errors import HdnnError, atomic_open, atomic_path, check_writable
 from hdnn.gmm.wheels import knf
-from hdnn.kaldi.data_dir import read_kaldi_map, validate_data_dir
+from hdnn.kaldi.data_dir import read_kaldi_map, split_list, validate_data_dir
 from hdnn.kaldi.io import MatrixReader, read_matrices, write_matrices
 from hdnn.stamps import claim, make_stamp, write_stamp
 
@@ -208,20 +207,22 @@ class WaveReader:
 
 # ---------------------------------------------------------------- make_{mfcc,fbank}
 
-def split_list(items, nj):
-    """Split a list into nj contiguous, nearly equal parts, like utils/split_scp.pl."""
-    if nj < 1 or nj > max(len(items), 1):
-        raise HdnnError(f"cannot split {len(items)} items into {nj} jobs")
-    bounds = np.linspace(0, len(items), nj + 1).round().astype(int)
-    return [items[bounds[j]:bounds[j + 1]] for j in range(nj)]
-
-
-def _feature_job(args):
-    """One parallel job: features of `utts` into <feat_dir>/raw_<kind>_<name>.<job>.{ark,scp}."""
-    data_dir, config, utts, ark, scp, log_file, job = args
+def compute_job(data_dir, kind, config_file, utt_list, ark, utt2dur):
+    """One parallel job of make_features: features of the utterances listed in `utt_list` into
+    `ark` and its .scp (compressed), their durations into `utt2dur`. The job is skipped when
+    its archive is complete and was made from the same audio, segments, utterances and options
+    (its stamp, .<ark name without .ark>.stamp beside it). Returns the number of utterances."""
+    ark = Path(ark)
+    scp, stamp_file = ark.with_suffix(".scp"), ark.parent / f".{ark.stem}.stamp"
+    config = FeatureConfig(kind, config_file)
+    utts = Path(utt_list).read_text().split()
+    data_dir = Path(data_dir)
+    stamp = make_stamp({"audio": [data_dir / "wav.scp", data_dir / "segments"]},
+                       {"features": config.describe(), "utterances": utts})
+    if _complete(scp, utts, ark) and Path(utt2dur).exists() and claim(stamp_file, stamp, str(ark)):
+        logging.info("%s: complete, made from the same inputs: kept", ark)
+        return len(utts)
     reader = WaveReader(data_dir, config.sample_rate)
-    logger = job_logger(log_file)
-
     durations = []
 
     def features():
@@ -230,59 +231,52 @@ def _feature_job(args):
             feats = config.compute(samples, utt)
             if len(feats) == 0:
                 raise HdnnError(f"{reader.wav_scp}: utterance {utt} is too short for one frame")
-            logger.info("%s %d frames", utt, len(feats))
+            logging.info("%s %d frames", utt, len(feats))
             durations.append(f"{utt} {len(samples) / config.sample_rate:.3f}\n")
             yield utt, feats
 
-    try:
-        count = write_matrices(f"ark,scp:{ark},{scp}", features(), compress=True)
-    except HdnnError as e:
-        logger.error("%s", e)
-        return str(e)
-    with atomic_open(Path(log_file).parent / f"utt2dur.{job}") as f:
+    count = write_matrices(f"ark,scp:{ark},{scp}", features(), compress=True)
+    with atomic_open(utt2dur) as f:
         f.write("".join(durations))
-    logger.info("done %d utterances", count)
-    return None
+    write_stamp(stamp_file, stamp)
+    logging.info("done %d utterances", count)
+    return count
 
 
-
-def make_features(data_dir, kind, config_file=None, log_dir=None, feat_dir=None, nj=4,
+def make_features(data_dir, kind, config_file=None, log_dir=None, feat_dir=None, nj=4, cmd="run.pl",
                   progress=True):
-    """Compute features for a data dir like steps/make_{mfcc,fbank}.sh.
+    """Compute features for a data dir like steps/make_{mfcc,fbank}.sh: the utterances split in
+    `nj` runs of lines (utils/split_scp.pl) listed in <log_dir>/utts_<kind>_<name>.JOB, the jobs
+    (`python -m hdnn.bin.compute_feats`, see compute_job) run through `cmd` (hdnn/jobs.py) with
+    logs <log_dir>/make_<kind>_<name>.JOB.log.
 
     Writes <feat_dir>/raw_<kind>_<name>.JOB.{ark,scp} (compressed), <data>/feats.scp,
-    <data>/utt2num_frames, <data>/utt2dur and <data>/conf/<kind>.conf. A job whose archive is complete
-    and was made from the same audio, segments, utterances and options (its stamp,
-    <feat_dir>/.raw_<kind>_<name>.JOB.stamp) is not redone. Returns the number of utterances.
+    <data>/utt2num_frames, <data>/utt2dur and <data>/conf/<kind>.conf. Returns the number of
+    utterances.
     """
+    from hdnn import jobs
+
     data_dir = Path(data_dir)
     log_dir = Path(log_dir) if log_dir else data_dir / "log"
-    feat_dir = (Path(feat_dir) if feat_dir else data_dir / "data").absolute()
+    feat_dir = (Path(feat_dir) if feat_dir else data_dir / "data").absolute()  # the scp files name it
     validate_data_dir(data_dir, no_feats=True, no_text=True)
     config = FeatureConfig(kind, config_file)
     utts = WaveReader(data_dir, config.sample_rate).utts()
     name = data_dir.name
     nj = min(nj, len(utts))
-    jobs, stamps = [], {}
-    for job, part in enumerate(split_list(utts, nj), 1):
-        ark = feat_dir / f"raw_{kind}_{name}.{job}.ark"
-        scp = feat_dir / f"raw_{kind}_{name}.{job}.scp"
-        stamp_file = feat_dir / f".raw_{kind}_{name}.{job}.stamp"
-        stamp = make_stamp({"audio": [data_dir / "wav.scp", data_dir / "segments"]},
-                           {"features": config.describe(), "utterances": part})
-        if (_complete(scp, part, ark) and (log_dir / f"utt2dur.{job}").exists()
-                and claim(stamp_file, stamp, str(ark))):
-            continue
-        stamps[stamp_file] = stamp
-        jobs.append((data_dir, config, part, ark, scp, log_dir / f"make_{kind}_{name}.{job}.log", job))
+    parts = split_list(utts, nj, data_dir / ("segments" if (data_dir / "segments").exists() else "wav.scp"))
     check_writable(feat_dir, data_dir, log_dir)
-    _run_jobs(_feature_job, jobs, f"{kind} {name}", progress)
-    for stamp_file, stamp in stamps.items():
-        write_stamp(stamp_file, stamp)
-    scps = [feat_dir / f"raw_{kind}_{name}.{job}.scp" for job in range(1, nj + 1)]
+    for job, part in enumerate(parts, 1):
+        with atomic_open(log_dir / f"utts_{kind}_{name}.{job}") as f:
+            f.write("".join(f"{u}\n" for u in part))
+    base = feat_dir / f"raw_{kind}_{name}"
+    options = [f"--kind={kind}"] + ([f"--config={config_file}"] if config_file else [])
+    command = jobs.python_command("hdnn.bin.compute_feats", *options, data_dir,
+                                  log_dir / f"utts_{kind}_{name}.JOB", f"{base}.JOB.ark", log_dir / "utt2dur.JOB")
+    jobs.run(cmd, nj, log_dir / f"make_{kind}_{name}.JOB.log", command, f"{kind} {name}", progress)
     with atomic_open(data_dir / "feats.scp") as f:
-        for scp in scps:
-            f.write(scp.read_text())
+        for job in range(1, nj + 1):
+            f.write(Path(f"{base}.{job}.scp").read_text())
     with atomic_open(data_dir / "utt2num_frames") as f:
         for utt, feats in _scp_shapes(data_dir / "feats.scp"):
             f.write(f"{utt} {feats[0]}\n")
@@ -309,27 +303,6 @@ def _scp_shapes(scp):
     """(utt, shape) for a feats.scp, reading only the headers of the matrices."""
     for utt, mat in kaldiio.load_scp_sequential(str(scp)):
         yield utt, mat.shape
-
-
-def _run_jobs(func, jobs, what, progress):
-    """Run jobs in a process pool; any failure raises one HdnnError naming a log file."""
-    from tqdm import tqdm
-
-    if not jobs:
-        return
-    errors = []
-    if len(jobs) == 1:
-        results = [func(jobs[0])]
-    else:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(len(jobs)) as pool:
-            results = list(tqdm(pool.imap(func, jobs), total=len(jobs), desc=what,
-                                disable=not progress, unit="job"))
-    for job, err in zip(jobs, results):
-        if err:
-            errors.append(f"{err} (log: {job[5]})")
-    if errors:
-        raise HdnnError(errors[0] + (f"; {len(errors) - 1} more jobs failed" if len(errors) > 1 else ""))
 
 
 # ---------------------------------------------------------------- CMVN and deltas
@@ -415,5 +388,5 @@ def apply_cmvn(cmvn, opts, feats, utt, spk, data_dir):
     return knf.apply_cmvn(cmvn[spk], opts, feats)
 
 
-__all__ = ["apply_cmvn", "FeatureConfig", "read_kaldi_config", "WaveReader", "make_features", "split_list",
+__all__ = ["apply_cmvn", "FeatureConfig", "read_kaldi_config", "WaveReader", "make_features", "compute_job",
            "compute_cmvn_stats", "read_cmvn", "iter_cmvn_deltas", "write_double_matrices"]

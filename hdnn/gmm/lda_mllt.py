@@ -4,6 +4,7 @@ projected by LDA (acc-lda, est-lda), a tree on them, then EM in which a global M
 est-mllt, gmm-transform-means, compose-transforms)."""
 import dataclasses
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,7 @@ from hdnn.gmm.align import num_jobs, read_ali_dir
 from hdnn.gmm.deltas import DeltasConfig, init_triphones
 from hdnn.gmm.features import iter_cmvn_deltas
 from hdnn.gmm.model import GmmSystem
-from hdnn.gmm.train import (JOB_STATE, TrainingData, Trainer, claim_gmm_dir, map_ordered, resume_point, run_em,
-                            transform_features, write_num_jobs)
+from hdnn.gmm.train import TrainingData, Trainer, claim_gmm_dir, resume_point, run_em, set_jobs, transform_features
 from hdnn.kaldi.binary import read_kaldi_matrix, write_kaldi_matrix
 from hdnn.kaldi.features import splice
 from hdnn.kaldi.gmm_model import AmDiagGmm, DiagGmm
@@ -122,15 +122,8 @@ def transform_means(am, M):
     return AmDiagGmm([DiagGmm.from_means_vars(g.weights, g.means @ M.T, g.variances) for g in am.pdfs])
 
 
-def _mllt_speaker(speaker):
-    trainer = JOB_STATE["trainer"]
-    utts = trainer.aligned_utts(speaker)
-    return acc_mllt(trainer.system.am, trainer.system.tm, [trainer.data.feats[u] for u in utts],
-                    [trainer.alignments[u] for u in utts], trainer.data.lang.silence)
-
-
 def train_lda_mllt(num_leaves, tot_gauss, data_dir, lang_dir, ali_dir, out_dir, nj=None, config=None,
-                   progress=True):
+                   cmd="run.pl", progress=True):
     """steps/train_lda_mllt.sh <num-leaves> <tot-gauss> <data> <lang> <ali-dir> <dir>: also writes
     <dir>/final.mat (the LDA+MLLT transform of the spliced features) and <dir>/splice_opts."""
     cfg = config or LdaMlltConfig()
@@ -142,10 +135,11 @@ def train_lda_mllt(num_leaves, tot_gauss, data_dir, lang_dir, ali_dir, out_dir, 
         log.info("%s: already trained (final.mdl exists)", out)
         return GmmSystem.load(out)
     out.mkdir(parents=True, exist_ok=True)
+    context = (cfg.left_context, cfg.right_context)
     (out / "splice_opts").write_text(f"--left-context={cfg.left_context} --right-context={cfg.right_context}\n")
-    spliced = {u: splice(x, cfg.left_context, cfg.right_context) for u, x in iter_cmvn_deltas(data_dir, delta_order=0)}
+    spliced = {u: splice(x, *context) for u, x in iter_cmvn_deltas(data_dir, delta_order=0)}
     data = TrainingData.load(data_dir, lang_dir, nj or num_jobs(ali_dir), feats=spliced)
-    write_num_jobs(out, data.nj)
+    set_jobs(out, data)
     incgauss = (tot_gauss - num_leaves) // cfg.max_iter_inc
 
     if start is None:
@@ -158,39 +152,34 @@ def train_lda_mllt(num_leaves, tot_gauss, data_dir, lang_dir, ali_dir, out_dir, 
                            [frame_weights(ali_system.tm, alis[u], data.lang.silence) for u in utts],
                            ali_system.tm.num_pdfs, cfg.dim)
         write_kaldi_matrix(out / "0.mat", lda)
+        lda = read_kaldi_matrix(out / "0.mat")  # as the jobs will read it
         data.feats = {u: transform_features(x, lda) for u, x in spliced.items()}
-        system, alignments = init_triphones(data, ali_dir, out, num_leaves, cfg)
+        system, _ = init_triphones(data, ali_dir, out, num_leaves, cfg)
         start = 1
     else:
         for x in cfg.mllt_iters:  # an MLLT update of the iteration we resume at is redone
             if x >= start:
                 (out / f"{x}.mat").unlink(missing_ok=True)
-        system, alignments = GmmSystem.load(out, f"{start}.mdl"), read_ali_dir(out)
+        system = GmmSystem.load(out, f"{start}.mdl")
         log.info("resuming from %s", out / f"{start}.mdl")
-    mats = sorted((int(p.stem), p) for p in out.glob("*.mat") if p.stem.isdigit())
-    current = {"mat": read_kaldi_matrix(mats[-1][1])}
-    data.feats = {u: transform_features(x, current["mat"]) for u, x in spliced.items()}
-
-    trainer = Trainer(data, system, boost_silence=cfg.boost_silence, beam=cfg.beam,
-                      retry_beam=cfg.retry_beam, careful=cfg.careful)
-    trainer.alignments = alignments
-    trainer.compile_graphs()
+    trainer = Trainer(data, system, out, cmd, boost_silence=cfg.boost_silence, beam=cfg.beam,
+                      retry_beam=cfg.retry_beam, careful=cfg.careful, model=f"{start}.mdl", progress=False)
+    trainer.transform = max((p for p in out.glob("*.mat") if p.stem.isdigit()), key=lambda p: int(p.stem))
+    trainer.context = context
 
     def mllt(x):
+        """gmm-acc-mllt, est-mllt, gmm-transform-means (<x>.mllt.mdl) and compose-transforms (<x>.mat)."""
         if x not in cfg.mllt_iters:
             return
-        beta, G = 0.0, 0.0
-        for b, g in map_ordered(_mllt_speaker, range(len(data.speaker_utts)), data.nj, trainer=trainer):
-            beta, G = beta + b, G + g
+        beta, G = trainer.accumulate(f"mllt.{x}", mllt=True)
         M = estimate_mllt(beta, G)
-        trainer.system = trainer.system.replaced(am=transform_means(trainer.system.am, M))
-        current["mat"] = M @ current["mat"]
-        write_kaldi_matrix(out / f"{x}.mat", current["mat"])
-        data.feats = {u: transform_features(f, current["mat"]) for u, f in spliced.items()}
+        write_kaldi_matrix(out / f"{x}.mat", M @ read_kaldi_matrix(trainer.transform))
+        trainer.transform = out / f"{x}.mat"
+        trainer.use(trainer.system.replaced(am=transform_means(trainer.system.am, M)), f"{x}.mllt.mdl")
 
     system = run_em(trainer, out, start, cfg.num_iters, cfg.realign_iters,
                     numgauss_at=lambda x: num_leaves + incgauss * min(x - 1, cfg.max_iter_inc),
                     beam_at=lambda x: cfg.beam, power=cfg.power, desc="train_lda_mllt", progress=progress,
                     before_acc=mllt)
-    write_kaldi_matrix(out / "final.mat", current["mat"])
+    shutil.copyfile(trainer.transform, out / "final.mat")
     return system

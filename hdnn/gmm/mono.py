@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from hdnn.errors import HdnnError
-from hdnn.gmm.align import AlignResult, equal_align, read_ali_dir, sort_by_utt
 from hdnn.gmm.model import GmmSystem
-from hdnn.gmm.train import (JOB_STATE, TrainingData, Trainer, claim_gmm_dir, estimate, resume_point, run_em,
-                            run_jobs, write_num_jobs)
+from hdnn.gmm.train import TrainingData, Trainer, claim_gmm_dir, estimate, resume_point, run_em, set_jobs
 from hdnn.kaldi.gmm_model import AmDiagGmm, DiagGmm, HmmTopology, TransitionModel
 from hdnn.kaldi.tree import monophone_tree
 
@@ -58,19 +56,7 @@ def init_mono(lang, feats):
     return GmmSystem(tree, tm, AmDiagGmm([gmm] * tree.num_pdfs))
 
 
-def _equal_align_job(job):
-    trainer = JOB_STATE["trainer"]
-    res = AlignResult()
-    for utt in trainer.data.jobs[job - 1]:
-        ali = equal_align(trainer.graphs[utt], len(trainer.data.feats[utt]), utt)
-        if ali is None:
-            res.failed.append(utt)
-        else:
-            res.alignments[utt] = ali
-    return res
-
-
-def train_mono(data_dir, lang_dir, out_dir, nj=4, config=None, progress=True):
+def train_mono(data_dir, lang_dir, out_dir, nj=4, config=None, cmd="run.pl", progress=True):
     """steps/train_mono.sh <data> <lang> <dir>: writes <dir>/{tree,final.mdl,final.occs,ali.JOB.gz,num_jobs}.
 
     An interrupted run resumes from its last <x>.mdl; a finished one (final.mdl) is not redone.
@@ -84,24 +70,22 @@ def train_mono(data_dir, lang_dir, out_dir, nj=4, config=None, progress=True):
         return GmmSystem.load(out)
     out.mkdir(parents=True, exist_ok=True)
     data = TrainingData.load(data_dir, lang_dir, nj)
-    write_num_jobs(out, data.nj)
-    if start is None:
+    set_jobs(out, data)
+    trainer = Trainer(data, None, out, cmd, boost_silence=cfg.boost_silence, retry_beam=cfg.retry_beam,
+                      careful=cfg.careful, progress=False)
+    if not start:  # 0.mdl alone: the first pass did not finish
         system = init_mono(data.lang, [data.feats[u] for u in data.jobs[0][:10]])
         log.info("gmm-init-mono: %d pdfs, feature dim %d; %d utterances in %d jobs",
                  system.am.num_pdfs, data.dim, sum(map(len, data.jobs)), data.nj)
-    else:
-        system = GmmSystem.load(out, f"{start}.mdl")
-        log.info("resuming from %s", out / f"{start}.mdl")
-    numgauss0 = system.am.num_pdfs
-    incgauss = (cfg.totgauss - numgauss0) // cfg.max_iter_inc
-    trainer = Trainer(data, system, boost_silence=cfg.boost_silence, retry_beam=cfg.retry_beam,
-                      careful=cfg.careful)
-    trainer.compile_graphs()
-    if start is None:
+        system.save(out, "0.mdl")  # with the tree
+        trainer.system, trainer.model = system, "0.mdl"
         _first_pass(trainer, out)
         start = 1
-    elif start not in cfg.realign_iters:
-        trainer.alignments = read_ali_dir(out)
+    else:
+        trainer.use(GmmSystem.load(out, f"{start}.mdl"), f"{start}.mdl")
+        log.info("resuming from %s", out / f"{start}.mdl")
+    numgauss0 = trainer.system.am.num_pdfs
+    incgauss = (cfg.totgauss - numgauss0) // cfg.max_iter_inc
     return run_em(trainer, out, start, cfg.num_iters, cfg.realign_iters,
                   numgauss_at=lambda x: numgauss0 + incgauss * min(x - 1, cfg.max_iter_inc),
                   beam_at=lambda x: cfg.initial_beam if x == 1 else cfg.regular_beam,
@@ -110,20 +94,11 @@ def train_mono(data_dir, lang_dir, out_dir, nj=4, config=None, progress=True):
 
 def _first_pass(trainer, out):
     """align-equal-compiled, gmm-acc-stats-ali and gmm-est --min-gaussian-occupancy=3 -> 1.mdl."""
-    results = run_jobs(_equal_align_job, trainer.data.nj, trainer=trainer)
-    total = results[0]
-    for r in results[1:]:
-        total.add(r)
-    for utt in total.failed:
-        log.warning("align-equal-compiled: utterance %s (%d frames) is too short for its transcript: skipped",
-                    utt, len(trainer.data.feats[utt]))
-    if not total.alignments:
-        raise HdnnError(f"{trainer.data.data_dir}: no utterance could be equally aligned")
-    trainer.alignments = sort_by_utt(total.alignments)
-    log.info("equal alignment: %d utterances, %d too short", len(total.alignments), len(total.failed))
-    stats = trainer.accumulate()
+    result = trainer.align(out, equal=True, name="align.0")
+    log.info("equal alignment: %d utterances, %d too short", len(result.alignments), len(result.failed))
+    stats = trainer.accumulate("acc.0")
     system = trainer.system
-    trainer.system, _, summary = estimate(system, stats, mixup=system.am.num_pdfs, power=0.25,
-                                          min_gaussian_occupancy=3)
+    system, _, summary = estimate(system, stats, mixup=system.am.num_pdfs, power=0.25, min_gaussian_occupancy=3)
     log.info("iteration 0: %s", summary)
-    trainer.system.save(out, "1.mdl")
+    trainer.use(system, "1.mdl")
+    (out / "0.mdl").unlink()

@@ -1,11 +1,17 @@
 """Viterbi EM for GMM-HMMs, the engine of train_mono, train_deltas, train_lda_mllt and align_si.
 
-Statistics (gmm-acc-stats-ali) are accumulated in numpy, one batch per pdf, in `--nj`
-forked processes; the update (gmm-est: transitions, Gaussians, mixing up) is Kaldi's own
-C++ code from kaldi-hmm-gmm.
+As in Kaldi's scripts, the data dir is split by speaker (data/split<nj>/JOB) and each iteration
+runs `nj` jobs through `--cmd` (hdnn/jobs.py): alignment (`python -m hdnn.bin.gmm_align`:
+compile-train-graphs | gmm-align-compiled, or align-equal-compiled) into <dir>/ali.JOB.gz, and
+accumulation (`python -m hdnn.bin.gmm_acc_stats`: gmm-acc-stats-ali or gmm-acc-mllt, in numpy,
+one batch per pdf) into <dir>/<x>.JOB.acc. The update (gmm-est: transitions, Gaussians, mixing
+up) is Kaldi's own C++ code from kaldi-hmm-gmm, in the main process.
+
+Each job sums its statistics per speaker and adds each speaker's sum to an ExactSum
+(hdnn/numerics.py): the total over the jobs is then the same bytes for any `--nj`, so the
+models are too.
 """
 import logging
-import multiprocessing
 import re
 import shutil
 from dataclasses import dataclass
@@ -14,26 +20,50 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hdnn.errors import HdnnError
-from hdnn.gmm.align import GraphCompiler, align_utterances, boost_silence, sort_by_utt, write_alignments
-from hdnn.gmm.features import iter_cmvn_deltas, split_list
+from hdnn.errors import HdnnError, atomic_open, atomic_path
+from hdnn.gmm.align import (GraphCompiler, align_utterances, boost_silence, equal_align, read_alignments,
+                            sort_by_utt, write_alignments)
+from hdnn.gmm.features import iter_cmvn_deltas
 from hdnn.gmm.lang import Lang
 from hdnn.gmm.model import GmmSystem, am_from_khg, khg_am, khg_log_probs, khg_transition_model
 from hdnn.gmm.mixup import mix_up
 from hdnn.gmm.wheels import khg
 from hdnn.kaldi.binary import read_kaldi_matrix
-from hdnn.kaldi.data_dir import DataDir
+from hdnn.kaldi.data_dir import DataDir, split_data, split_utts
 from hdnn.kaldi.features import splice
 from hdnn.kaldi.gmm_model import TransitionModel, write_kaldi_vector
+from hdnn.numerics import ExactSum
 
 log = logging.getLogger(__name__)
+
+
+def transcript_ids(data, lang, utts, warn=True):
+    """{utt: word ids} of the utterances `utts` of DataDir `data` that have a non-empty
+    transcript (words not in the lexicon mapped to the OOV word, counted in the log)."""
+    if data.text is None:
+        raise HdnnError(f"{data.path / 'text'}: no such file")
+    word_ids, num_oov = {}, 0
+    unk = lang.words.get(lang.oov)
+    for utt in utts:
+        words = data.text.get(utt)
+        if words is None or not words.split():
+            if warn:
+                log.warning("%s: %s transcript for utterance %s: skipped", data.path / "text",
+                            "no" if words is None else "empty", utt)
+            continue
+        ids = lang.word_ids(words.split(), data.path / "text", utt)
+        num_oov += sum(1 for w, i in zip(words.split(), ids) if i == unk and w != lang.oov)
+        word_ids[utt] = ids
+    if num_oov and warn:
+        log.info("%s: %d words not in the lexicon mapped to %s", data.path / "text", num_oov, lang.oov)
+    return word_ids
 
 
 @dataclass
 class TrainingData:
     """Features (by default CMVN + deltas, as in steps/train_deltas.sh), transcripts as word
-    ids, the utterances of each job, split by speaker like utils/split_data.sh, and those of
-    each speaker (the unit of every sum over the data: see map_ordered)."""
+    ids, the utterances of each job, split by speaker like utils/split_data.sh (whose split
+    dirs, <data>/split<nj>/JOB, the jobs read), and those of each speaker."""
 
     data_dir: Path
     lang: Lang
@@ -53,26 +83,9 @@ class TrainingData:
             raise HdnnError(f"{data.path / 'feats.scp'}: no such file (run make_mfcc first)")
         if feats is None:
             feats = load_features(data.path)
-        word_ids, num_oov = {}, 0
-        unk = lang.words.get(lang.oov)
-        for utt in data.utts:
-            words = data.text.get(utt)
-            if words is None:
-                log.warning("%s: no transcript for utterance %s: skipped", data.path / "text", utt)
-                continue
-            if not words.split():
-                log.warning("%s: empty transcript for utterance %s: skipped", data.path / "text", utt)
-                continue
-            ids = lang.word_ids(words.split(), data.path / "text", utt)
-            num_oov += sum(1 for w, i in zip(words.split(), ids) if i == unk and w != lang.oov)
-            word_ids[utt] = ids
-        if num_oov:
-            log.info("%s: %d words not in the lexicon mapped to %s", data.path / "text", num_oov, lang.oov)
-        speakers = data.speakers
-        if nj > len(speakers):
-            raise HdnnError(f"{data.path}: cannot split {len(speakers)} speakers into {nj} jobs (use a smaller --nj)")
-        speaker_utts = [[u for u in data.spk2utt[s] if u in word_ids and u in feats] for s in speakers]
-        jobs = [[u for utts in part for u in utts] for part in split_list(speaker_utts, nj)]
+        word_ids = transcript_ids(data, lang, data.utts)
+        speaker_utts = [[u for u in data.spk2utt[s] if u in word_ids and u in feats] for s in data.speakers]
+        jobs = [[u for u in part if u in word_ids and u in feats] for part in split_utts(data.path, nj)]
         if not any(jobs):
             raise HdnnError(f"{data.path}: no utterance has both features and a transcript")
         return cls(data.path, lang, feats, word_ids, jobs, speaker_utts)
@@ -84,6 +97,10 @@ class TrainingData:
     @property
     def nj(self):
         return len(self.jobs)
+
+    def split(self):
+        """<data>/split<nj>, written (or checked) now: the data dirs of the jobs."""
+        return split_data(self.data_dir, self.nj)
 
 
 def splice_context(model_dir):
@@ -99,53 +116,18 @@ def transform_features(feats, mat):
     return out + mat[:, d].astype(np.float32) if mat.shape[1] == d + 1 else out
 
 
-def load_features(data_dir, model_dir=None, utts=None):
-    """{utt: features} of a data dir as the model in `model_dir` sees them: apply-cmvn, then
-    add-deltas, or, when <model_dir>/final.mat exists (LDA+MLLT), splice-feats + transform-feats."""
-    mat = Path(model_dir) / "final.mat" if model_dir else None
-    if mat is None or not mat.exists():
+def load_features(data_dir, model_dir=None, utts=None, transform=None, context=None):
+    """{utt: features} of a data dir as a model sees them: apply-cmvn, then add-deltas; or, with
+    a `transform` file (LDA+MLLT: <model_dir>/final.mat when it exists, with `context` from its
+    splice_opts), splice-feats --left-context --right-context + transform-feats."""
+    if transform is None and model_dir is not None and (Path(model_dir) / "final.mat").exists():
+        transform, context = Path(model_dir) / "final.mat", splice_context(model_dir)
+    if transform is None:
         return dict(iter_cmvn_deltas(data_dir, utts))
-    left, right = splice_context(model_dir)
-    m = read_kaldi_matrix(mat)
+    left, right = context
+    m = read_kaldi_matrix(transform)
     return {u: transform_features(splice(x, left, right), m)
             for u, x in iter_cmvn_deltas(data_dir, utts, delta_order=0)}
-
-
-# ---------------------------------------------------------------- parallel jobs
-
-JOB_STATE = {}  # state that forked job processes inherit
-
-
-def run_jobs(func, nj, **shared):
-    """func(job) for job in 1..nj, in forked processes that see `shared` in JOB_STATE."""
-    JOB_STATE.clear()
-    JOB_STATE.update(shared)
-    try:
-        if nj == 1:
-            return [func(1)]
-        with multiprocessing.get_context("fork").Pool(nj) as pool:
-            return pool.map(func, range(1, nj + 1))
-    finally:
-        JOB_STATE.clear()
-
-
-def map_ordered(func, items, nj, **shared):
-    """func(item) for each item, in `nj` forked processes, yielded in the order of `items`.
-
-    Statistics are summed per speaker and then over speakers in this one order: a sum per job
-    would change its last bits with --nj (floating-point addition is not associative), and the
-    next model with them.
-    """
-    JOB_STATE.clear()
-    JOB_STATE.update(shared)
-    try:
-        if nj == 1:
-            yield from map(func, items)
-        else:
-            with multiprocessing.get_context("fork").Pool(nj) as pool:
-                yield from pool.imap(func, items)
-    finally:
-        JOB_STATE.clear()
 
 
 # ---------------------------------------------------------------- statistics
@@ -254,79 +236,206 @@ def estimate(system, stats, mixup=0, power=0.25, min_gaussian_occupancy=10.0, pe
     return new, occs, summary
 
 
+# ---------------------------------------------------------------- one job's work
+
+def _job_inputs(data_dir, lang_dir, transform, context, loglikes):
+    """(DataDir, Lang, {utt: features or log-likelihoods}) of one job's split data dir."""
+    data = DataDir(data_dir)
+    lang = Lang(lang_dir)
+    if loglikes:
+        from hdnn.kaldi.io import MatrixReader
+
+        table = MatrixReader(loglikes)
+        feats = {u: table[u] for u in data.utts if u in table}
+    else:
+        feats = load_features(data_dir, transform=transform, context=context)
+    return data, lang, feats
+
+
+def align_job(model_dir, model, lang_dir, data_dir, ali_out, beam=10.0, retry_beam=40.0, careful=False,
+              boost=1.0, equal=False, transform=None, context=None, loglikes=None, summary=None):
+    """One job of an alignment pass: compile-train-graphs for the transcripts of `data_dir` (a
+    split), then gmm-align-compiled with <model_dir>/<model> (and its tree), align-equal-compiled
+    (`equal`), or align-compiled-mapped on the log-likelihoods of the rspecifier `loglikes`;
+    writes `ali_out`, and the counts of the AlignResult to `summary` (JSON) if given."""
+    import json
+
+    from hdnn.gmm.align import AlignResult, mapped_decodable
+    from hdnn.gmm.decode import tid_columns
+
+    system = GmmSystem.load(model_dir, model)
+    data, lang, feats = _job_inputs(data_dir, lang_dir, transform, context, loglikes)
+    word_ids = transcript_ids(data, lang, [u for u in data.utts if u in feats], warn=False)
+    if boost != 1.0:
+        system = system.replaced(am=boost_silence(system.am, system.tm, lang.silence, boost))
+    ctx, ktm, kam = system.khg()
+    compiler = GraphCompiler(ctx, ktm, lang)
+    graphs = {u: compiler.compile(ids, u) for u, ids in word_ids.items()}
+    if equal:
+        result = AlignResult()
+        for utt, graph in graphs.items():
+            ali = equal_align(graph, len(feats[utt]), utt)
+            if ali is None:
+                log.warning("align-equal-compiled: utterance %s (%d frames) is too short for its transcript: "
+                            "skipped", utt, len(feats[utt]))
+                result.failed.append(utt)
+            else:
+                result.alignments[utt] = ali
+    else:
+        decodable = mapped_decodable(tid_columns(ktm)) if loglikes else None
+        result = align_utterances(ktm, kam, graphs, feats, beam=beam, retry_beam=retry_beam, careful=careful,
+                                  decodable=decodable)
+        result.log_problems(beam, retry_beam)
+    write_alignments(ali_out, sort_by_utt(result.alignments).items())
+    log.info("%s: %s", ali_out, result.summary())
+    if summary:
+        with atomic_open(summary) as f:
+            json.dump({"failed": result.failed, "retried": result.retried, "tot_like": result.tot_like,
+                       "frames": result.frames}, f)
+    return result
+
+
+def acc_job(model_dir, model, lang_dir, data_dir, ali_file, acc_out, mllt=False, transform=None, context=None):
+    """One job of an accumulation: gmm-acc-stats-ali (or gmm-acc-mllt with `mllt`) of
+    <model_dir>/<model> over the utterances of `data_dir` (a split) aligned in `ali_file`,
+    summed per speaker into ExactSums; written to `acc_out` (numpy .npz)."""
+    system = GmmSystem.load(model_dir, model)
+    data, lang, feats = _job_inputs(data_dir, lang_dir, transform, context, None)
+    alignments = dict(read_alignments(ali_file))
+    sums, frames, num_utts = {}, 0, 0
+    for spk in data.speakers:
+        utts = [u for u in data.spk2utt[spk] if u in alignments and u in feats]
+        if not utts:
+            continue
+        num_utts += len(utts)
+        x, alis = [feats[u] for u in utts], [alignments[u] for u in utts]
+        if mllt:
+            from hdnn.gmm.lda_mllt import acc_mllt
+
+            beta, G = acc_mllt(system.am, system.tm, x, alis, lang.silence)
+            terms = {"beta": beta, "G": G}
+        else:
+            st = accumulate(system, x, alis)
+            terms = {"occ": st.occ, "x": st.x, "x2": st.x2, "trans": st.trans, "loglike": st.loglike}
+            frames += st.frames
+        for name, value in terms.items():
+            sums.setdefault(name, ExactSum(np.shape(value))).add(value)
+    arrays = {"frames": np.int64(frames)}
+    for name, total in sums.items():
+        arrays[f"{name}.hi"], arrays[f"{name}.lo"] = total.hi, total.lo
+    with atomic_path(acc_out, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+    log.info("%s: %d utterances of %d speakers, %d frames", acc_out, num_utts, len(data.speakers), frames)
+
+
+def read_accs(paths):
+    """({name: ExactSum} summed over the job files, frames) of acc_job's outputs."""
+    sums, frames = {}, 0
+    for path in paths:
+        with np.load(path) as z:
+            frames += int(z["frames"])
+            for key in z.files:
+                if key.endswith(".hi"):
+                    name = key[:-3]
+                    part = ExactSum(hi=z[key], lo=z[f"{name}.lo"])
+                    sums[name] = sums[name].merge(part) if name in sums else part
+    return sums, frames
+
+
 # ---------------------------------------------------------------- the trainer
 
 class Trainer:
-    """Holds the training data, the compiled graphs and the current alignments of a system,
-    and runs the parallel stages of Kaldi's training scripts over them."""
+    """Runs the parallel stages of Kaldi's training scripts as jobs through `cmd`: alignment
+    passes into <out>/ali.JOB.gz and accumulations of statistics, with the model
+    <model_dir>/<model> (`use` saves a new one), on the features each job computes from its
+    split (with `transform` and `context`: spliced and transformed, for LDA+MLLT) or on an
+    nnet's log-likelihoods (`loglikes`, a rspecifier)."""
 
-    def __init__(self, data, system, boost_silence=1.0, beam=10.0, retry_beam=40.0, careful=False):
-        self.data = data
-        self.system = system
+    def __init__(self, data, system, out, cmd="run.pl", boost_silence=1.0, beam=10.0, retry_beam=40.0,
+                 careful=False, model_dir=None, model=None, progress=True):
+        self.data, self.system, self.out = data, system, Path(out)
+        self.cmd, self.progress = cmd, progress
         self.boost = boost_silence
         self.beam, self.retry_beam, self.careful = beam, retry_beam, careful
-        self.graphs = None
+        self.model_dir, self.model = Path(model_dir or out), model
+        self.transform, self.context, self.loglikes = None, None, None
         self.alignments = {}
-        self.decodable = None  # features -> decodable; None: the GMM's likelihoods
+        self.split = data.split()
 
-    def compile_graphs(self):
-        """compile-train-graphs for every utterance (kept for the whole run, as fsts.JOB.gz)."""
-        ctx, ktm, _ = self.system.khg()
-        compiler = GraphCompiler(ctx, ktm, self.data.lang)
-        self.graphs = {}
-        for utts in self.data.jobs:
-            for utt in utts:
-                self.graphs[utt] = compiler.compile(self.data.word_ids[utt], utt)
+    def use(self, system, name):
+        """Make `system` the model of the next jobs, saved as <out>/<name>."""
+        system.save(self.out, name, tree=False)
+        self.system, self.model_dir, self.model = system, self.out, name
 
-    def aligned_utts(self, speaker):
-        """The utterances of speaker number `speaker` that have an alignment."""
-        return [u for u in self.data.speaker_utts[speaker] if u in self.alignments]
+    def _feature_options(self):
+        if self.loglikes:
+            return [f"--loglikes={self.loglikes}"]
+        if self.transform:
+            return [f"--transform={self.transform}", f"--context={self.context[0]}:{self.context[1]}"]
+        return []
 
-    def _speaker_stats(self, speaker):
-        utts = self.aligned_utts(speaker)
-        return accumulate(self.system, [self.data.feats[u] for u in utts], [self.alignments[u] for u in utts])
+    def _inputs(self):
+        return [self.model_dir, self.model, self.data.lang.dir, self.split / "JOB"]
 
-    def accumulate(self):
-        """gmm-acc-stats-ali over all aligned utterances, summed per speaker, then in speaker order."""
-        total = GmmStats.zeros(self.system)
-        for stats in map_ordered(_acc_speaker, range(len(self.data.speaker_utts)), self.data.nj, trainer=self):
-            total.add(stats)
-        return total
+    def align(self, out_dir=None, beam=None, equal=False, name="align"):
+        """An alignment pass (gmm-align-compiled, or align-equal-compiled) with the current model
+        into <out_dir or out>/ali.JOB.gz, logs log/<name>.JOB.log. Returns an AlignResult of
+        all jobs (the alignments read back, the utterances not aligned)."""
+        import json
 
-    def _job_align(self, job, beam):
-        system = self.system
-        if self.boost != 1.0:
-            am = boost_silence(system.am, system.tm, self.data.lang.silence, self.boost)
-            system = system.replaced(am=am)
-        _, ktm, kam = system.khg()
-        utts = self.data.jobs[job - 1]
-        return align_utterances(ktm, kam, {u: self.graphs[u] for u in utts}, self.data.feats,
-                                beam=beam, retry_beam=self.retry_beam, careful=self.careful,
-                                decodable=self.decodable)
+        from hdnn import jobs
+        from hdnn.gmm.align import AlignResult
 
-    def align(self, out_dir=None, beam=None):
-        """gmm-align-compiled over all jobs; writes <out_dir>/ali.JOB.gz when given."""
-        if self.graphs is None:
-            self.compile_graphs()
-        self.system.khg()  # built once here, shared by the forked jobs
-        results = run_jobs(_align_job, self.data.nj, trainer=self, beam=beam or self.beam)
-        if out_dir is not None:
-            for job, res in enumerate(results, 1):
-                utts = [u for u in self.data.jobs[job - 1] if u in res.alignments]
-                write_alignments(Path(out_dir) / f"ali.{job}.gz", ((u, res.alignments[u]) for u in utts))
-        total = results[0]
-        for r in results[1:]:
-            total.add(r)
-        total.log_problems(beam or self.beam, self.retry_beam)
-        self.alignments = sort_by_utt(total.alignments)
+        out = Path(out_dir or self.out)
+        beam = beam or self.beam
+        options = ["--equal"] if equal else [f"--beam={beam}", f"--retry-beam={self.retry_beam}",
+                                             f"--careful={str(self.careful).lower()}",
+                                             f"--boost-silence={self.boost}"]
+        summary = out / "log" / f"{name}.JOB.json"
+        command = jobs.python_command("hdnn.bin.gmm_align", *options, f"--summary={summary}",
+                                      *self._feature_options(), *self._inputs(), out / "ali.JOB.gz")
+        jobs.run(self.cmd, self.data.nj, out / "log" / f"{name}.JOB.log", command, f"{name} {out.name}",
+                 self.progress)
+        result = AlignResult()
+        for job in range(1, self.data.nj + 1):
+            result.alignments.update(read_alignments(out / f"ali.{job}.gz"))
+            counts = json.loads(Path(str(summary).replace("JOB", str(job))).read_text())
+            result.failed += counts["failed"]
+            result.retried += counts["retried"]
+            result.tot_like += counts["tot_like"]
+            result.frames += counts["frames"]
+        self.alignments = sort_by_utt(result.alignments)
         if not self.alignments:
-            raise HdnnError(f"{self.data.data_dir}: no utterance could be aligned "
-                            f"(beam {beam or self.beam}, retry beam {self.retry_beam})")
-        return total
+            how = "equal alignment" if equal else f"beam {beam}, retry beam {self.retry_beam}"
+            raise HdnnError(f"{self.data.data_dir}: no utterance could be aligned ({how}; "
+                            f"logs: {out}/log/{name}.*.log)")
+        return result
+
+    def accumulate(self, name="acc", mllt=False):
+        """gmm-acc-stats-ali (or gmm-acc-mllt) of the current model over <out>/ali.JOB.gz, logs
+        log/<name>.JOB.log; returns GmmStats (or (beta, G))."""
+        from hdnn import jobs
+
+        out = self.out
+        accs = [out / f"{name}.{job}.acc" for job in range(1, self.data.nj + 1)]
+        command = jobs.python_command("hdnn.bin.gmm_acc_stats", *(["--mllt"] if mllt else []),
+                                      *self._feature_options(), *self._inputs(), out / "ali.JOB.gz",
+                                      out / f"{name}.JOB.acc")
+        jobs.run(self.cmd, self.data.nj, out / "log" / f"{name}.JOB.log", command, f"{name} {out.name}",
+                 progress=False)
+        sums, frames = read_accs(accs)
+        for path in accs:
+            path.unlink()
+        if mllt:
+            return float(sums["beta"].value()), sums["G"].value()
+        if not sums:
+            return GmmStats.zeros(self.system)
+        return GmmStats(sums["occ"].value(), sums["x"].value(), sums["x2"].value(), sums["trans"].value(),
+                        float(sums["loglike"].value()), frames)
 
 
 def align_si(data_dir, lang_dir, src_dir, out_dir, nj=4, beam=10.0, retry_beam=40.0, careful=False,
-             boost_silence=1.0):
+             boost_silence=1.0, cmd="run.pl", progress=True):
     """steps/align_si.sh <data> <lang> <src-dir> <align-dir>: aligns with <src-dir>/final.mdl (and
     final.mat, for LDA+MLLT systems) and writes <align-dir>/{ali.JOB.gz,final.mdl,tree,num_jobs}."""
     out = Path(out_dir)
@@ -334,8 +443,10 @@ def align_si(data_dir, lang_dir, src_dir, out_dir, nj=4, beam=10.0, retry_beam=4
     system = GmmSystem.load(src_dir)
     data = TrainingData.load(data_dir, lang_dir, nj, feats=load_features(data_dir, src_dir))
     write_num_jobs(out, data.nj)
-    trainer = Trainer(data, system, boost_silence=boost_silence, beam=beam, retry_beam=retry_beam,
-                      careful=careful)
+    trainer = Trainer(data, system, out, cmd, boost_silence=boost_silence, beam=beam, retry_beam=retry_beam,
+                      careful=careful, model_dir=src_dir, model="final.mdl", progress=progress)
+    if (Path(src_dir) / "final.mat").exists():
+        trainer.transform, trainer.context = Path(src_dir) / "final.mat", splice_context(src_dir)
     result = trainer.align(out)
     system.save(out, "final.mdl")
     for name in ("final.occs", "final.mat", "splice_opts"):
@@ -345,39 +456,30 @@ def align_si(data_dir, lang_dir, src_dir, out_dir, nj=4, beam=10.0, retry_beam=4
     return result
 
 
-def align_mapped(data_dir, lang_dir, model_dir, loglikes_scp, out_dir, nj=4, beam=10.0, retry_beam=40.0):
+def align_mapped(data_dir, lang_dir, model_dir, loglikes_scp, out_dir, nj=4, beam=10.0, retry_beam=40.0,
+                 cmd="run.pl", progress=True):
     """align-compiled-mapped as steps/nnet/align.sh runs it: the transcripts of `data_dir`
     aligned with an nnet's pdf log-likelihoods (a scp table), the transition model and tree of
     <model_dir>; writes <out_dir>/{ali.JOB.gz,final.mdl,tree,num_jobs}."""
-    from hdnn.gmm.align import mapped_decodable
-    from hdnn.gmm.decode import tid_columns
     from hdnn.kaldi.io import MatrixReader
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     system = GmmSystem.load(model_dir)
-    _, ktm, _ = system.khg()
     loglikes = MatrixReader(loglikes_scp)
     data = TrainingData.load(data_dir, lang_dir, nj, feats=loglikes)
     first = next((u for utts in data.jobs for u in utts), None)
-    if first is not None and loglikes[first].shape[1] != ktm.num_pdfs:
+    if first is not None and loglikes[first].shape[1] != system.tm.num_pdfs:
         raise HdnnError(f"{loglikes.scp_path}: utterance {first} has {loglikes[first].shape[1]} columns, "
-                        f"{model_dir}/final.mdl has {ktm.num_pdfs} pdfs")
+                        f"{model_dir}/final.mdl has {system.tm.num_pdfs} pdfs")
     write_num_jobs(out, data.nj)
-    trainer = Trainer(data, system, beam=beam, retry_beam=retry_beam)
-    trainer.decodable = mapped_decodable(tid_columns(ktm))
+    trainer = Trainer(data, system, out, cmd, beam=beam, retry_beam=retry_beam, model_dir=model_dir,
+                      model="final.mdl", progress=progress)
+    trainer.loglikes = f"scp:{loglikes.scp_path}"
     result = trainer.align(out)
     system.save(out, "final.mdl")
     log.info("align_mapped: %s", result.summary())
     return result
-
-
-def _acc_speaker(speaker):
-    return JOB_STATE["trainer"]._speaker_stats(speaker)
-
-
-def _align_job(job):
-    return JOB_STATE["trainer"]._job_align(job, JOB_STATE["beam"])
 
 
 def claim_gmm_dir(out_dir, data_dir, lang_dir, ali_dir, options):
@@ -419,16 +521,18 @@ def run_em(trainer, out_dir, start, num_iters, realign_iters, numgauss_at, beam_
     occs = None
     for x in tqdm(range(start, num_iters), desc=desc, disable=not progress, unit="iter", initial=start,
                   total=num_iters):
+        trainer.model_dir, trainer.model = out, f"{x}.mdl"
         if x in realign_iters:
-            res = trainer.align(out, beam=beam_at(x))
+            res = trainer.align(out, beam=beam_at(x), name=f"align.{x}")
             log.info("iteration %d: aligned (beam %g): %s", x, beam_at(x), res.summary())
         if before_acc is not None:
             before_acc(x)
-        stats = trainer.accumulate()
-        trainer.system, occs, summary = estimate(trainer.system, stats, mixup=numgauss_at(x), power=power)
+        stats = trainer.accumulate(f"acc.{x}")
+        system, occs, summary = estimate(trainer.system, stats, mixup=numgauss_at(x), power=power)
         log.info("iteration %d: %s", x, summary)
-        trainer.system.save(out, f"{x + 1}.mdl", tree=False)
-        (out / f"{x}.mdl").unlink(missing_ok=True)
+        trainer.use(system, f"{x + 1}.mdl")
+        for old in out.glob(f"{x}.*mdl"):
+            old.unlink()
     trainer.system.save(out, "final.mdl", tree=False)
     if occs is not None:
         write_kaldi_vector(out / "final.occs", occs)
@@ -441,3 +545,16 @@ def write_num_jobs(out_dir, nj):
     (Path(out_dir) / "num_jobs").write_text(f"{nj}\n")
 
 
+def set_jobs(out_dir, data):
+    """<out_dir>/num_jobs for `data`'s jobs; alignments an interrupted run left for another
+    number of jobs are regrouped into ali.JOB.gz of these jobs first."""
+    from hdnn.gmm.align import read_ali_dir
+
+    out = Path(out_dir)
+    if (out / "num_jobs").exists() and int((out / "num_jobs").read_text().split()[0]) != data.nj:
+        alis = read_ali_dir(out)
+        for old in out.glob("ali.*.gz"):
+            old.unlink()
+        for job, utts in enumerate(data.jobs, 1):
+            write_alignments(out / f"ali.{job}.gz", ((u, alis[u]) for u in utts if u in alis))
+    write_num_jobs(out, data.nj)

@@ -8,6 +8,7 @@ cmvn.scp, reco2file_and_channel, ... (https://kaldi-asr.org/doc/data_prep.html).
 import random
 import re
 import shutil
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -367,3 +368,89 @@ def data_dir_inputs(path, text=True):
     d = Path(path)
     return [d / "utt2spk", *([d / "text"] if text else []), *rspecifier_files(f"scp:{d / 'feats.scp'}"),
             *rspecifier_files(f"scp:{d / 'cmvn.scp'}")]
+
+
+# ---------------------------------------------------------------- splits for parallel jobs
+
+def split_speakers(spk_counts, nj, where):
+    """utils/split_scp.pl --utt2spk: [(speaker, #utterances)] in utt2spk order into `nj`
+    contiguous groups of whole speakers with nearly equal numbers of utterances (its initial
+    assignment, then moving boundary speakers while that evens out two neighbours)."""
+    if nj < 1:
+        raise HdnnError(f"{where}: bad number of jobs {nj}")
+    if len(spk_counts) < nj:
+        raise HdnnError(f"{where}: cannot split {len(spk_counts)} speakers into {nj} jobs (use a smaller --nj)")
+    groups = [[] for _ in range(nj)]
+    for i, item in enumerate(spk_counts):
+        groups[i * nj // len(spk_counts)].append(item)
+    counts = [sum(c for _, c in g) for g in groups]
+    changed = True
+    while changed:
+        changed = False
+        for j in range(nj):
+            if j < nj - 1 and groups[j]:
+                c = groups[j][-1][1]
+                if abs((counts[j + 1] + c) - (counts[j] - c)) < abs(counts[j + 1] - counts[j]):
+                    groups[j + 1].insert(0, groups[j].pop())
+                    counts[j + 1] += c
+                    counts[j] -= c
+                    changed = True
+            if j > 0 and groups[j]:
+                c = groups[j][0][1]
+                if abs((counts[j] - c) - (counts[j - 1] + c)) < abs(counts[j] - counts[j - 1]):
+                    groups[j - 1].append(groups[j].pop(0))
+                    counts[j - 1] += c
+                    counts[j] -= c
+                    changed = True
+    return [[s for s, _ in g] for g in groups]
+
+
+def split_list(items, nj, where):
+    """utils/split_scp.pl without --utt2spk: `items` into `nj` contiguous parts, the first
+    len(items) % nj of them one longer."""
+    if not 1 <= nj <= len(items):
+        raise HdnnError(f"{where}: cannot split {len(items)} lines into {nj} jobs (use a smaller --nj)")
+    size, extra = divmod(len(items), nj)
+    bounds = [j * size + min(j, extra) for j in range(nj + 1)]
+    return [items[bounds[j]:bounds[j + 1]] for j in range(nj)]
+
+
+def split_utts(data_dir, nj, per_utt=False):
+    """The utterances of each of `nj` jobs, as utils/split_data.sh splits a data dir: whole
+    speakers per job (utils/split_scp.pl --utt2spk), or with ``per_utt`` contiguous runs of
+    utt2spk's lines (the first jobs one line longer)."""
+    path = Path(data_dir) / "utt2spk"
+    utt2spk = read_kaldi_map(path)
+    utts = list(utt2spk)
+    if per_utt:
+        return split_list(utts, nj, path)
+    spk2utt = utt2spk_to_spk2utt(utt2spk)
+    groups = split_speakers([(s, len(u)) for s, u in spk2utt.items()], nj, path)
+    return [[u for s in g for u in spk2utt[s]] for g in groups]
+
+
+def split_data(data_dir, nj, per_utt=False):
+    """utils/split_data.sh: <data>/split<nj>/{1..nj} (split<nj>utt with ``per_utt``), each a data
+    dir of its job's utterances. A job dir is rewritten only when its content would change, so
+    steps running on an existing split are not disturbed. Returns the split dir."""
+    data_dir = Path(data_dir)
+    parts = split_utts(data_dir, nj, per_utt)
+    split = data_dir / f"split{nj}{'utt' if per_utt else ''}"
+    for job, utts in enumerate(parts, 1):
+        target = split / str(job)
+        with tempfile.TemporaryDirectory(dir=data_dir, prefix=".split.") as tmp:
+            fresh = Path(tmp) / "d"
+            subset_data_dir(data_dir, fresh, utts)
+            if not _same_files(fresh, target):
+                subset_data_dir(data_dir, target, utts)
+    return split
+
+
+def _same_files(a, b):
+    """Whether dirs a and b hold the same files with the same bytes."""
+    if not b.is_dir():
+        return False
+    names = sorted(p.name for p in a.iterdir())
+    if names != sorted(p.name for p in b.iterdir()):
+        return False
+    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)

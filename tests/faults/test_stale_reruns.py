@@ -37,9 +37,9 @@ def test_a_decode_rerun_with_new_loglikelihoods_decodes_again(espeak_corpus, esp
     assert run("decode_mapped", "--nj", 2, *SWEEP, *args, noisy, fresh).returncode == 0
     assert run("decode_mapped", "--nj", 2, *SWEEP, *args, good, out).returncode == 0
     good_wer = (out / "scoring_kaldi" / "best_wer").read_text()
-    log_mtime = (out / "log" / "decode.1.log").stat().st_mtime_ns
+    job_mtime = (out / "tra" / "10_0.0.1.tra").stat().st_mtime_ns
     assert run("decode_mapped", "--nj", 2, *SWEEP, *args, good, out).returncode == 0  # same inputs: kept
-    assert (out / "log" / "decode.1.log").stat().st_mtime_ns == log_mtime
+    assert (out / "tra" / "10_0.0.1.tra").stat().st_mtime_ns == job_mtime
     p = run("decode_mapped", "--nj", 2, *SWEEP, *args, noisy, out)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "input log-likelihoods changed" in p.stderr

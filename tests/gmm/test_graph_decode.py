@@ -112,11 +112,13 @@ def test_interrupted_decoding_resumes(espeak_corpus, espeak_graph, tmp_path):
     out = tmp_path / "decode"
     decode_gmm(espeak_graph, espeak_corpus.data, out, nj=2, config=cfg, progress=False)
     merged = (out / "tra" / "10_0.0.tra").read_text()
-    log1 = (out / "log" / "decode.1.log").stat().st_mtime_ns
+    job1 = (out / "tra" / "10_0.0.1.tra").stat().st_mtime_ns
     (out / "tra" / ".done.2").unlink()  # as if job 2 had been killed
     (out / "tra" / "10_0.0.2.tra").unlink()
     decode_gmm(espeak_graph, espeak_corpus.data, out, nj=2, config=cfg, progress=False)
-    assert (out / "log" / "decode.1.log").stat().st_mtime_ns == log1
+    assert (out / "tra" / "10_0.0.1.tra").stat().st_mtime_ns == job1  # job 1 was not redone
+    assert "every point of the sweep was decoded before: kept" in (out / "log" / "decode.1.log").read_text()
+    assert "job 2 of 2: " in (out / "log" / "decode.2.log").read_text()
     assert (out / "tra" / "10_0.0.tra").read_text() == merged
 
 

@@ -227,7 +227,7 @@ def test_we_read_kaldi_trained_models(kaldi, espeak_corpus, tmp_path):
 def test_train_mono_is_repeatable_in_one_process_whatever_nj(espeak_corpus, tmp_path):
     """Mixing-up draws from C rand(); two runs in one process (whose rand() state has moved on)
     must still write the same model, byte for byte, and so must a run with another --nj
-    (statistics are summed per speaker, then in speaker order)."""
+    (each job adds its speakers' statistics to exact sums)."""
     from hdnn.gmm.mono import MonoConfig, train_mono
 
     cfg = MonoConfig(num_iters=5, max_iter_inc=4, totgauss=300, realign_iters=(1, 2, 3, 4))

@@ -243,12 +243,12 @@ def test_stage_10_sequence_trains_on_kaldis_denominator_lattices(kaldi, py_run, 
     lats = list(read_lattices(f"ark:gunzip -c {exp}/student_kd_denlats/lat.*.gz |"))
     assert len(lats) == sum(1 for _ in open(recipe / "data" / "ihm" / "train_fbank" / "feats.scp"))
     kd = load_model(exp / "student_kd" / "final.pt").state_dict()
-    for sys in systems.split():
-        curve = (exp / sys / "curve.tsv").read_text().splitlines()
+    for name in systems.split():
+        curve = (exp / name / "curve.tsv").read_text().splitlines()
         assert len(curve) == 2, curve
-        m = best_wer(exp / sys / "decode_dev")
-        print(f"{sys}: frame accuracy {curve[1].split()[3]}, dev {m[0]}")
+        m = best_wer(exp / name / "decode_dev")
+        print(f"{name}: frame accuracy {curve[1].split()[3]}, dev {m[0]}")
         assert int(m[3]) == ref_words(recipe / "data/ihm/dev/text")
-        changed = [k for k, v in load_model(exp / sys / "final.pt").state_dict().items() if not torch.equal(v, kd[k])]
-        assert changed and (sys != "student_gate_smbr" or all("gate" in k for k in changed))
+        changed = [k for k, v in load_model(exp / name / "final.pt").state_dict().items() if not torch.equal(v, kd[k])]
+        assert changed and (name != "student_gate_smbr" or all("gate" in k for k in changed))
     assert "--teacher" in (exp / "student_ts_smbr" / ".done").read_text()

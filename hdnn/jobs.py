@@ -1,0 +1,164 @@
+"""Parallel jobs with Kaldi's `$cmd` contract: `$cmd JOB=1:$nj <log> <command>`.
+
+A step hands its `--cmd` (as egs/*/cmd.sh sets $train_cmd and $decode_cmd), the number of jobs,
+a log file and a command whose arguments may hold the word JOB; each of the `nj` jobs runs the
+command with JOB replaced by its number and writes its own log, JOB replaced likewise.
+
+- `run.pl` (with Kaldi's options, `--max-jobs-run N` heeded, the others accepted) runs the jobs
+  on this machine, built in, so that no Kaldi is needed: logs as Kaldi's run.pl writes them
+  (`# <command>`, `# Started at`, the output, `# Accounting:`, `# Ended (code N)`).
+- Anything else is run as a command with the same interface: Kaldi's `queue.pl`, `slurm.pl` or
+  its own `run.pl` given as a path, with their options (`slurm.pl --mem 2G`), found on PATH or
+  by path.
+
+A job that fails makes `run` raise one HdnnError naming the job, its log and the last error
+line the job wrote there.
+"""
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hdnn.errors import HdnnError
+
+log = logging.getLogger(__name__)
+
+RUN_PL_OPTIONS = ("--max-jobs-run", "--num-threads", "--mem", "--gpu", "--config", "--time")
+
+
+def python_command(module, *args):
+    """The command of a job that runs `python -m module args...` with this interpreter."""
+    return [sys.executable, "-m", module, *[str(a) for a in args]]
+
+
+def run(cmd, nj, log_file, command, what=None, progress=True):
+    """Run `command` (a list of words) as jobs JOB=1..nj through `cmd`; `log_file` holds the
+    word JOB. `what` names the work in messages (default: the log's name)."""
+    words = shlex.split(cmd or "run.pl")
+    log_file = str(log_file)
+    if "JOB" not in log_file:
+        raise HdnnError(f"{log_file}: a parallel job's log name needs JOB in it")
+    what = what or Path(log_file).name.replace(".JOB", "")
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    command = [str(w) for w in command]
+    if words[0] == "run.pl":
+        failed = _run_local(_max_jobs(words), nj, log_file, command, what, progress)
+    else:
+        failed = _run_external(words, nj, log_file, command, what)
+    if failed:
+        job = failed[0]
+        more = f"; {len(failed) - 1} more of the {nj} jobs failed" if len(failed) > 1 else ""
+        raise HdnnError(f"{what}: job {job} of {nj} failed: {_job_error(log_file, job)} "
+                        f"(log: {log_file.replace('JOB', str(job))}){more}")
+
+
+def _max_jobs(words):
+    """--max-jobs-run of a `run.pl [options]` command (default: the number of CPUs, as run.pl)."""
+    limit = os.cpu_count() or 1
+    i = 1
+    while i < len(words):
+        opt = words[i]
+        if opt not in RUN_PL_OPTIONS or i + 1 >= len(words):
+            raise HdnnError(f"--cmd {shlex.join(words)}: run.pl takes {', '.join(RUN_PL_OPTIONS)} "
+                            f"with a value, not {opt!r}")
+        if opt == "--max-jobs-run":
+            try:
+                limit = int(words[i + 1])
+            except ValueError:
+                limit = 0
+            if limit < 1:
+                raise HdnnError(f"--cmd {shlex.join(words)}: bad --max-jobs-run {words[i + 1]!r}")
+        i += 2
+    return limit
+
+
+def _run_local(max_jobs, nj, log_file, command, what, progress):
+    """run.pl: up to `max_jobs` jobs at a time on this machine; returns the failed job numbers."""
+    from tqdm import tqdm
+
+    pending, running, failed = list(range(1, nj + 1)), {}, []
+    with tqdm(total=nj, desc=what, unit="job", disable=not progress or nj == 1) as bar:
+        while pending or running:
+            while pending and len(running) < max_jobs:
+                job = pending.pop(0)
+                running[job] = _start(job, log_file, command)
+            time.sleep(0.02)
+            for job, (proc, f, start) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                _finish(f, proc.returncode, start)
+                del running[job]
+                bar.update()
+                if proc.returncode != 0:
+                    failed.append(job)
+    return sorted(failed)
+
+
+def _start(job, log_file, command):
+    argv = [w.replace("JOB", str(job)) for w in command]
+    f = open(log_file.replace("JOB", str(job)), "w")
+    f.write(f"# {shlex.join(argv)}\n# Started at {time.strftime('%a %b %d %H:%M:%S %Z %Y')}\n#\n")
+    f.flush()
+    proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return proc, f, time.time()
+
+
+def _finish(f, code, start):
+    elapsed = int(time.time() - start)
+    status = f"code {code}" if code >= 0 else f"code {128 - code}; signal {-code}"
+    f.write(f"# Accounting: time={elapsed} threads=1\n"
+            f"# Ended ({status}) at {time.strftime('%a %b %d %H:%M:%S %Z %Y')}, elapsed time {elapsed} seconds\n")
+    f.close()
+
+
+def _run_external(words, nj, log_file, command, what):
+    """queue.pl, slurm.pl or any command with their interface; returns the failed job numbers
+    (read from the ends of the logs when it fails)."""
+    exe = shutil.which(words[0])
+    if exe is None:
+        raise HdnnError(f"--cmd {shlex.join(words)}: no such command {words[0]!r} "
+                        f"(put Kaldi's utils/parallel on PATH, or give its path)")
+    argv = [exe, *words[1:], f"JOB=1:{nj}", log_file, *command]
+    log.info("%s: %s", what, shlex.join(argv))
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    if proc.returncode == 0:
+        return []
+    failed = [job for job in range(1, nj + 1) if _ended_code(log_file.replace("JOB", str(job))) != 0]
+    if not failed:
+        lines = proc.stdout.strip().splitlines() or [f"exit code {proc.returncode}"]
+        raise HdnnError(f"{what}: {Path(words[0]).name} failed: {lines[-1]}")
+    return failed
+
+
+def _ended_code(path):
+    """The exit code a job's log ends with: run.pl's `# Ended (code N)`, queue.pl's and
+    slurm.pl's `# Finished at ... with status N`; None without such a line (or a log)."""
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("# Ended (code "):
+            return int(line[len("# Ended (code "):].split(")")[0].split(";")[0])
+        if line.startswith("# Finished at ") and " with status " in line:
+            return int(line.rsplit(" with status ", 1)[1].split()[0])
+    return None
+
+
+def _job_error(log_file, job):
+    """The last line of a job's log that reports an error (else its last line of output)."""
+    try:
+        lines = [line for line in Path(log_file.replace("JOB", str(job))).read_text(errors="replace").splitlines()
+                 if line.strip() and not line.startswith("#")]
+    except OSError:
+        return "no log written"
+    for line in reversed(lines):
+        if "error" in line.lower() or "Traceback" in line:
+            return re.sub(r"^[\w.-]+: error: ", "", line.strip())  # the program's name: the log says it
+    return lines[-1].strip() if lines else "no output"
