@@ -47,7 +47,10 @@ def run(cmd, nj, log_file, command, what=None, progress=True):
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     command = [str(w) for w in command]
     if words[0] == "run.pl":
-        failed = _run_local(_max_jobs(words), nj, log_file, command, what, progress)
+        def job_command(job):
+            return [w.replace("JOB", str(job)) for w in command], log_file.replace("JOB", str(job)), None
+
+        failed = _run_local(_max_jobs(words), range(1, nj + 1), job_command, what, progress)
     else:
         failed = _run_external(words, nj, log_file, command, what)
     if failed:
@@ -77,16 +80,17 @@ def _max_jobs(words):
     return limit
 
 
-def _run_local(max_jobs, nj, log_file, command, what, progress):
-    """run.pl: up to `max_jobs` jobs at a time on this machine; returns the failed job numbers."""
+def _run_local(max_jobs, ids, job_command, what=None, progress=False):
+    """run.pl: the jobs `ids`, up to `max_jobs` at a time on this machine, job_command(job)
+    giving (argv, log file, the command as the log shows it or None); returns the failed jobs."""
     from tqdm import tqdm
 
-    pending, running, failed = list(range(1, nj + 1)), {}, []
-    with tqdm(total=nj, desc=what, unit="job", disable=not progress or nj == 1) as bar:
+    pending, running, failed = list(ids), {}, []
+    with tqdm(total=len(pending), desc=what, unit="job", disable=not progress or len(pending) == 1) as bar:
         while pending or running:
             while pending and len(running) < max_jobs:
                 job = pending.pop(0)
-                running[job] = _start(job, log_file, command)
+                running[job] = _start(*job_command(job))
             time.sleep(0.02)
             for job, (proc, f, start) in list(running.items()):
                 if proc.poll() is None:
@@ -99,10 +103,10 @@ def _run_local(max_jobs, nj, log_file, command, what, progress):
     return sorted(failed)
 
 
-def _start(job, log_file, command):
-    argv = [w.replace("JOB", str(job)) for w in command]
-    f = open(log_file.replace("JOB", str(job)), "w")
-    f.write(f"# {shlex.join(argv)}\n# Started at {time.strftime('%a %b %d %H:%M:%S %Z %Y')}\n#\n")
+def _start(argv, log_file, shown=None):
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    f = open(log_file, "w")
+    f.write(f"# {shown or shlex.join(argv)}\n# Started at {time.strftime('%a %b %d %H:%M:%S %Z %Y')}\n#\n")
     f.flush()
     proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return proc, f, time.time()
@@ -162,3 +166,58 @@ def _job_error(log_file, job):
         if "error" in line.lower() or "Traceback" in line:
             return re.sub(r"^[\w.-]+: error: ", "", line.strip())  # the program's name: the log says it
     return lines[-1].strip() if lines else "no output"
+
+
+# ---------------------------------------------------------------- run.pl's command line
+
+def _run_pl_word(word):
+    """An argument as run.pl puts it into the command line it gives bash."""
+    if re.fullmatch(r"\S+", word):
+        return word
+    return f"'{word}'" if '"' in word else f'"{word}"'
+
+
+def main(argv=None):
+    """`run.pl [options] [JOB=1:N] <log> <command...>` (tools/bin/run.pl): Kaldi's utils/run.pl
+    for machines without Kaldi. The command words are joined as run.pl joins them and run by
+    bash (so `\\|` pipes work); exit status 1 when a job fails."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words = ["run.pl"]
+    while argv and argv[0].startswith("--"):
+        words, argv = words + argv[:2], argv[2:]
+    var, ids = None, [1]
+    m = re.fullmatch(r"([A-Za-z_]\w*)=(\d+)(?::(\d+))?", argv[0]) if argv else None
+    if m:
+        var, first, last = m.group(1), int(m.group(2)), int(m.group(3) or m.group(2))
+        ids, argv = range(first, last + 1), argv[1:]
+    if len(argv) < 2:
+        print("usage: run.pl [--max-jobs-run N] [JOB=1:N] <log-file> <command...>", file=sys.stderr)
+        return 1
+    log_file, line = argv[0], "".join(_run_pl_word(w) + " " for w in argv[1:])
+    if var and len(ids) > 1 and var not in log_file:
+        print(f"run.pl: you are trying to run a parallel job but you are putting the output into just one "
+              f"log file ({log_file})", file=sys.stderr)
+        return 1
+    try:
+        max_jobs = _max_jobs(words)
+    except HdnnError as e:
+        print(f"run.pl: {e}", file=sys.stderr)
+        return 1
+    def job_command(job):
+        text = line.replace(var, str(job)) if var else line
+        return ["bash", "-c", text], log_file.replace(var, str(job)) if var else log_file, text
+
+    failed = _run_local(max_jobs, ids, job_command)
+    if failed:
+        if len(ids) == 1:
+            where = log_file.replace(var, str(ids[0])) if var else log_file
+            print(f"run.pl: job failed, log is in {where}", file=sys.stderr)
+        else:
+            print(f"run.pl: {len(failed)} / {len(ids)} failed, log is in {log_file.replace(var, '*')}",
+                  file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -161,3 +161,33 @@ def test_steps_on_slurm_make_what_run_pl_makes(kaldi, slurm_cluster, espeak_corp
     run_step("decode", *opts, "--cmd", slurm_pl, espeak_graph, espeak_corpus.data, tmp_path / "slurm")
     assert (tmp_path / "slurm" / "tra" / "10_0.0.tra").read_text() == (tmp_path / "local" / "tra" / "10_0.0.tra").read_text()
     assert "SLURM_ARRAY_TASK_ID=2" in (tmp_path / "slurm" / "log" / "decode.2.log").read_text()
+
+
+def _log_lines(path):
+    """A run.pl log without its times: the command line, the output, the exit code."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith(("# Started at", "# Accounting")):
+            lines.append(line.split(" at ")[0] if line.startswith("# Ended") else line)
+    return lines
+
+
+@pytest.mark.kaldi
+def test_run_pl_command_line_behaves_as_kaldis(kaldi, tmp_path):
+    """tools/bin/run.pl (the recipe's run.pl where there is no Kaldi) against Kaldi's utils/run.pl:
+    the same logs (but for the times), exit statuses and messages; the command run by bash."""
+    root = Path(__file__).resolve().parents[1]
+    programs = {"ours": root / "tools" / "bin" / "run.pl", "theirs": Path(kaldi) / "egs/wsj/s5/utils/run.pl"}
+    cases = ["JOB=1:3 log/a.JOB.log echo JOB \\| tr 1 X",
+             "--max-jobs-run 1 JOB=2:4 log/b.JOB.log test JOB = 3",
+             "log/c.log echo 'two words'",
+             "JOB=5 log/e.JOB.log false",
+             "JOB=1:2 log/d.log true"]
+    for case in cases:
+        runs = {}
+        for name, prog in programs.items():
+            (tmp_path / name).mkdir(exist_ok=True)
+            p = subprocess.run(["bash", "-c", f"{prog} {case}"], cwd=tmp_path / name, capture_output=True, text=True)
+            logs = {q.name: _log_lines(q) for q in sorted((tmp_path / name / "log").glob("*.log"))}
+            runs[name] = (p.returncode, p.stderr.strip().splitlines()[:1], logs)
+        assert runs["ours"] == runs["theirs"], case

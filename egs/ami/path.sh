@@ -2,7 +2,7 @@
 # (Resolved through symlinks, so a recipe dir of links to this one works too.)
 HDNN_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)
 export HDNN_ROOT
-export PATH=$HDNN_ROOT/.venv/bin:$PATH
+export PATH=$HDNN_ROOT/.venv/bin:$PATH:$HDNN_ROOT/tools/bin   # tools/bin: run.pl where Kaldi's is not
 export PYTHONUNBUFFERED=1
 export LC_ALL=C
 # One thread and fixed instruction-set code paths for every process, Kaldi's binaries included,

@@ -122,7 +122,7 @@ gmm() {
   local name=$1; shift
   if [ $backend = kaldi ]; then
     case $name in
-      prepare_lang|mkgraph|format_lm|validate_data_dir|subset_data_dir) "utils/$name.sh" "$@" ;;
+      prepare_lang|mkgraph|format_lm|validate_data_dir|subset_data_dir|split_data) "utils/$name.sh" "$@" ;;
       *) "steps/$name.sh" "$@" ;;
     esac
   else
@@ -287,6 +287,16 @@ fi
 # spk_opts NNET-DIR: forward.py's options for a speaker-adapted system (stage 9).
 spk_opts() { if [ -d $1/spk ]; then echo "--spk-params $1/spk"; fi; }
 
+# forward_jobs CMD NNET-DIR DATA DIR: the nnet's log-likelihoods of DATA in $nj jobs through CMD (one
+# per split of DATA, as nnet-forward in steps/nnet/decode.sh), gathered in DIR/loglikes.scp.
+forward_jobs() {
+  local cmd=$1 nnet=$2 d=$3 dir=$4
+  gmm split_data $d $nj
+  $cmd JOB=1:$nj $dir/log/forward.JOB.log python $HDNN_ROOT/steps_py/forward.py $(spk_opts $nnet) \
+    $d/split$nj/JOB $nnet ark,scp:$dir/loglikes.JOB.ark,$dir/loglikes.JOB.scp
+  for j in $(seq $nj); do cat $dir/loglikes.$j.scp; done > $dir/loglikes.scp
+}
+
 # decode_nnet SYSTEM SET: log-likelihoods (log-posteriors - log-priors) of an nnet, decoded
 # with the tri graph and the transition model of tri_ali, then scored.
 decode_nnet() {
@@ -312,9 +322,9 @@ decode_data() {
         $exp/tri_ali/final.mdl $graph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
     local/score.sh --cmd "$decode_cmd" $nnet_scoring_opts $fbank $graph $dir
   else
-    py forward --log-file $dir/log/forward.log $(spk_opts $nnet) $fbank $nnet ark,scp:$dir/loglikes.ark,$dir/loglikes.scp
+    forward_jobs "$decode_cmd" $nnet $fbank $dir
     py decode_mapped --nj $nj --cmd "$decode_cmd" $nnet_decode_opts $opts $graph $fbank $exp/tri_ali scp:$dir/loglikes.scp $dir
-    rm -f $dir/loglikes.ark $dir/loglikes.scp
+    rm -f $dir/loglikes.*
   fi
 }
 
@@ -347,9 +357,9 @@ align_nnet() {
         --retry-beam=40 $dir/final.mdl ark:- \
         "ark:python $HDNN_ROOT/steps_py/forward.py $d/split$nj/JOB $nnet ark:- |" "ark:|gzip -c > $dir/ali.JOB.gz"
   else
-    py forward --log-file $dir/log/forward.log $d $nnet ark,scp:$dir/loglikes.ark,$dir/loglikes.scp
+    forward_jobs "$train_cmd" $nnet $d $dir
     py align_mapped --nj $nj --cmd "$train_cmd" $d data/lang $exp/tri_ali scp:$dir/loglikes.scp $dir
-    rm -f $dir/loglikes.ark $dir/loglikes.scp
+    rm -f $dir/loglikes.*
   fi
 }
 

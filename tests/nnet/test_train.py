@@ -1,4 +1,5 @@
 """Training end to end through steps_py/train.py on the generated data dir."""
+import os
 import shutil
 import signal
 import subprocess
@@ -106,6 +107,33 @@ def test_ddp_two_processes(toy_split, tmp_path):
     assert history[-1]["cv"]["frames"] == cv_frames
     assert "rank 1 of 2" in (exp / "log" / "train.rank1.log").read_text()
     assert (exp / "final.pt").exists()
+
+
+def test_two_nodes_train_the_model_of_two_processes_on_one(toy_split, tmp_path):
+    """torchrun --nnodes 2 (two node ranks on localhost, one process each, c10d rendezvous), as a
+    cluster job would start it on two machines, trains the same model, byte for byte, as the
+    single-node run of two processes."""
+    import socket
+
+    from tests.nnet.toy import STEPS
+
+    tr, cv, ali = toy_split
+    args = [*FAST, "--max-iters", "2", "--model-preset", "dnn-small", "--optimizer", "adam", "--learn-rate", "0.003"]
+    run_step("train.py", *args, tr, cv, ali, tmp_path / "one", torchrun=2)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
+                               "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-id", "hdnn-test",
+                               "--rdzv-endpoint", f"127.0.0.1:{port}", "--max-restarts", "0",
+                               str(STEPS / "train.py"), *args, tr, cv, ali, tmp_path / "two"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             for rank in (0, 1)]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), outputs[0][-2000:] + outputs[1][-2000:]
+    assert (tmp_path / "two" / "final.pt").read_bytes() == (tmp_path / "one" / "final.pt").read_bytes()
+    assert "rank 1 of 2" in (tmp_path / "two" / "log" / "train.rank1.log").read_text()
 
 
 def test_knowledge_distillation_from_teacher_and_stored_posteriors(teacher_dir, toy_split, tmp_path):

@@ -3,4 +3,7 @@
 # <log> <command...>`, the command run by bash, JOB replaced in the log and the command) by
 # hdnn's built-in runner (hdnn/jobs.py). egs/ami/path.sh puts it at the end of PATH, so Kaldi's
 # own utils/run.pl is used where there is one.
-exec python -m hdnn.jobs "$@"
+root=$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)
+python=$root/.venv/bin/python
+[ -x "$python" ] || python=python3
+exec "$python" -m hdnn.jobs "$@"
