@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hdnn.errors import HdnnError, atomic_open
+from hdnn.kaldi.io import read_symbol_table
 
 log = logging.getLogger(__name__)
 _SCLITE_PATHS = ("/usr/lib/sctk/bin/sclite",)
@@ -111,18 +112,6 @@ def parse_sclite_raw(path):
 
 # ---------------------------------------------------------------- a decode dir
 
-def read_symbols(path):
-    path = Path(path)
-    if not path.exists():
-        raise HdnnError(f"{path}: no such file")
-    table = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        f = line.split()
-        if len(f) == 2:
-            table[int(f[1])] = f[0]
-    return table
-
-
 def read_tra(path, id2word):
     """{utt: [words]} from a `utt id id ...` file."""
     out = {}
@@ -182,7 +171,7 @@ def score_points(data_dir, lang_dir, decode_dir, sweep=None):
     if not text:
         raise HdnnError(f"{data_dir / 'text'}: no transcripts to score against")
     utt2spk = read_kaldi_map(data_dir / "utt2spk")
-    id2word = read_symbols(Path(lang_dir) / "words.txt")
+    id2word = {i: w for w, i in read_symbol_table(Path(lang_dir) / "words.txt").items()}
     sweep = sweep or sweep_of(decode_dir)
     if not sweep:
         raise HdnnError(f"{decode_dir / 'tra'}: no <LMWT>_<WIP>.tra files (run decode first)")

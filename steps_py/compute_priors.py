@@ -17,7 +17,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     setup_logging()
     from hdnn.kaldi.counts import counts_from_alignments, write_counts
-    from hdnn.nnet.train import read_targets
+    from hdnn.kaldi.alignments import read_targets
 
     targets, source, num_pdfs = read_targets(args.targets, args.num_pdfs)
     counts = counts_from_alignments(targets.items(), num_pdfs)

@@ -1,20 +1,16 @@
-"""Forced alignment (compile-train-graphs, align-equal-compiled, gmm-align-compiled) and the
-alignment files of a Kaldi model dir: ali.JOB.gz archives of transition-ids, ali-to-pdf,
-ali-to-phones and phone CTMs.
+"""Forced alignment (compile-train-graphs, align-equal-compiled, gmm-align-compiled),
+ali-to-pdf, ali-to-phones and phone CTMs. The ali.JOB.gz archives themselves are read and
+written by hdnn.kaldi.alignments.
 """
-import gzip
 import logging
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-from kaldiio.matio import read_token
 
-from hdnn.errors import HdnnError, atomic_path
+from hdnn.errors import HdnnError
 from hdnn.gmm.wheels import kaldifst, khg
 from hdnn.kaldi.gmm_model import AmDiagGmm, DiagGmm
-from hdnn.kaldi.io import read_int_vector
 
 log = logging.getLogger(__name__)
 
@@ -130,58 +126,6 @@ def align_utterances(ktm, kam, graphs, feats, beam=10.0, retry_beam=40.0, carefu
         result.tot_like += like
         result.frames += frames
     return result
-
-
-# ---------------------------------------------------------------- alignment archives
-
-def write_alignments(path, items):
-    """Write (utt, transition-ids) pairs as a gzipped Kaldi binary archive (ali.JOB.gz), atomically
-    and byte-identically for the same alignments (no time stamp or name in the gzip header)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
-        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as f:
-            for utt, ali in items:
-                a = np.asarray(ali, dtype="<i4")
-                pairs = np.empty(len(a), dtype=[("size", "u1"), ("value", "<i4")])
-                pairs["size"], pairs["value"] = 4, a
-                f.write(utt.encode() + b" \0B\4" + np.int32(len(a)).astype("<i4").tobytes() + pairs.tobytes())
-
-
-def read_alignments(path):
-    """Iterate (utt, int32 transition-ids) over an ali.JOB.gz (or plain) archive."""
-    path = Path(path)
-    if not path.exists():
-        raise HdnnError(f"{path}: no such file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            while True:
-                utt = read_token(f)
-                if utt is None:
-                    return
-                yield utt, read_int_vector(f, utt, path)
-    except (OSError, EOFError, zlib.error) as e:
-        raise HdnnError(f"{path}: cannot read alignments: {e}") from None
-
-
-def num_jobs(ali_dir):
-    path = Path(ali_dir) / "num_jobs"
-    if not path.exists():
-        raise HdnnError(f"{path}: no such file")
-    return int(path.read_text().split()[0])
-
-
-def read_ali_dir(ali_dir):
-    """{utt: transition-ids} from all <ali_dir>/ali.JOB.gz, in utterance order (not job order,
-    so that sums over them do not depend on how many jobs wrote them)."""
-    out = {}
-    for job in range(1, num_jobs(ali_dir) + 1):
-        out.update(read_alignments(Path(ali_dir) / f"ali.{job}.gz"))
-    return sort_by_utt(out)
-
-
-def sort_by_utt(table):
-    """`table` ({utt: ...}) in the byte order of the utterance ids, as Kaldi sorts its tables."""
-    return dict(sorted(table.items(), key=lambda kv: kv[0].encode()))
 
 
 # ---------------------------------------------------------------- ali-to-pdf / ali-to-phones

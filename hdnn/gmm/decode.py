@@ -30,7 +30,7 @@ from hdnn.gmm.features import iter_cmvn_deltas, read_cmvn
 from hdnn.gmm.graph import add_word_penalty, read_graph
 from hdnn.gmm.wheels import kaldifst, khg
 from hdnn.kaldi.data_dir import DataDir, data_dir_inputs, read_kaldi_map, split_data, split_list
-from hdnn.kaldi.io import MatrixReader, read_matrices
+from hdnn.kaldi.io import MatrixReader, read_matrices, read_symbol_table
 from hdnn.stamps import claim, make_stamp, rspecifier_files, write_stamp
 
 log = logging.getLogger(__name__)
@@ -292,10 +292,7 @@ def _checked(items, source, num_pdfs):
 
 
 def _num_words(graph_dir):
-    path = Path(graph_dir) / "words.txt"
-    if not path.exists():
-        raise HdnnError(f"{path}: no such file")
-    return max(int(line.split()[1]) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return max(read_symbol_table(Path(graph_dir) / "words.txt").values())
 
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 from hdnn.errors import HdnnError
-from hdnn.gmm.align import num_jobs, read_ali_dir, write_alignments
+from hdnn.kaldi.alignments import num_jobs, read_ali_dir, write_alignments
 from hdnn.gmm.mixup import mix_up
 from hdnn.gmm.model import GmmSystem
 from hdnn.gmm.mono import read_int_lines

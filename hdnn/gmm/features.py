@@ -17,6 +17,7 @@ from hdnn.cli import job_logger
 from hdnn.errors import HdnnError, atomic_open, atomic_path, check_writable
 from hdnn.gmm.wheels import knf
 from hdnn.kaldi.data_dir import read_kaldi_map, split_list, validate_data_dir
+from hdnn.kaldi.features import apply_cmvn
 from hdnn.kaldi.io import MatrixReader, read_matrices, write_matrices
 from hdnn.stamps import claim, make_stamp, write_stamp
 
@@ -360,33 +361,28 @@ def iter_cmvn_deltas(data_dir, utts=None, delta_order=2, delta_window=2, norm_va
     """(utt, features) of a data dir after apply-cmvn --utt2spk and add-deltas.
 
     The features of steps/train_deltas.sh and steps/decode.sh: per-speaker mean
-    normalisation, then deltas and delta-deltas (13 MFCC -> 39 dims).
+    normalisation (hdnn.kaldi.features.apply_cmvn, the nnets' too), then deltas and
+    delta-deltas (13 MFCC -> 39 dims). An error names the speaker and the utterance when there
+    are no statistics or they do not fit.
     """
     data_dir = Path(data_dir)
     cmvn = read_cmvn(data_dir)
     utt2spk = read_kaldi_map(data_dir / "utt2spk")
-    opts = knf.CmvnOptions()
-    opts.norm_vars = norm_vars
     delta = knf.DeltaOptions()
     delta.order, delta.window = delta_order, delta_window
     wanted = set(utts) if utts is not None else None
     for utt, feats in read_matrices(f"scp:{data_dir / 'feats.scp'}"):
         if wanted is not None and utt not in wanted:
             continue
-        feats = apply_cmvn(cmvn, opts, feats, utt, utt2spk.get(utt), data_dir)
+        spk = utt2spk.get(utt)
+        if spk not in cmvn:
+            raise HdnnError(f"{data_dir / 'cmvn.scp'}: no statistics for speaker {spk} of utterance {utt}")
+        if cmvn[spk].shape[1] - 1 != feats.shape[1]:
+            raise HdnnError(f"{data_dir / 'feats.scp'}: utterance {utt} has features of dim {feats.shape[1]}, "
+                            f"but cmvn.scp's statistics of speaker {spk} are of dim {cmvn[spk].shape[1] - 1}")
+        feats = apply_cmvn(feats, cmvn[spk], norm_vars)
         yield utt, (knf.compute_deltas(delta, feats) if delta_order > 0 else feats)
 
 
-def apply_cmvn(cmvn, opts, feats, utt, spk, data_dir):
-    """apply-cmvn of speaker ``spk``'s statistics to one utterance of ``data_dir``; an error
-    names the speaker and the utterance when there are no statistics or they do not fit."""
-    if spk not in cmvn:
-        raise HdnnError(f"{Path(data_dir) / 'cmvn.scp'}: no statistics for speaker {spk} of utterance {utt}")
-    if cmvn[spk].shape[1] - 1 != feats.shape[1]:
-        raise HdnnError(f"{Path(data_dir) / 'feats.scp'}: utterance {utt} has features of dim {feats.shape[1]}, "
-                        f"but cmvn.scp's statistics of speaker {spk} are of dim {cmvn[spk].shape[1] - 1}")
-    return knf.apply_cmvn(cmvn[spk], opts, feats)
-
-
-__all__ = ["apply_cmvn", "FeatureConfig", "read_kaldi_config", "WaveReader", "make_features", "compute_job",
+__all__ = ["FeatureConfig", "read_kaldi_config", "WaveReader", "make_features", "compute_job",
            "compute_cmvn_stats", "read_cmvn", "iter_cmvn_deltas", "write_double_matrices"]

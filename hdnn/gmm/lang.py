@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hdnn.errors import HdnnError, atomic_dir
 from hdnn.gmm.wheels import kaldifst, khg
+from hdnn.kaldi.io import read_symbol_table
 
 POSITIONS = ("_B", "_E", "_I", "_S")
 WORD_BOUNDARY = {"_B": "begin", "_E": "end", "_I": "internal", "_S": "singleton"}
@@ -322,20 +323,6 @@ def _write_lexiconp(path, lexicon):
 
 
 # ---------------------------------------------------------------- reading a lang dir
-
-def read_symbol_table(path):
-    """{symbol: id} of a Kaldi symbol table (phones.txt, words.txt)."""
-    path = Path(path)
-    if not path.exists():
-        raise HdnnError(f"{path}: no such file")
-    table = {}
-    for num, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        f = line.split()
-        if len(f) != 2 or not f[1].isdigit():
-            raise HdnnError(f"{path}:{num}: expected `symbol id`, got {line!r}")
-        table[f[0]] = int(f[1])
-    return table
-
 
 def _read_ints(path):
     path = Path(path)

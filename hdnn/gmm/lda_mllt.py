@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from hdnn.errors import HdnnError
-from hdnn.gmm.align import num_jobs, read_ali_dir
+from hdnn.kaldi.alignments import num_jobs, read_ali_dir
 from hdnn.gmm.deltas import DeltasConfig, init_triphones
 from hdnn.gmm.features import iter_cmvn_deltas
 from hdnn.gmm.model import GmmSystem

@@ -21,8 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from hdnn.errors import HdnnError, atomic_open, atomic_path
-from hdnn.gmm.align import (GraphCompiler, align_utterances, boost_silence, equal_align, read_alignments,
-                            sort_by_utt, write_alignments)
+from hdnn.gmm.align import GraphCompiler, align_utterances, boost_silence, equal_align
+from hdnn.kaldi.alignments import read_alignments, sort_by_utt, write_alignments
 from hdnn.gmm.features import iter_cmvn_deltas
 from hdnn.gmm.lang import Lang
 from hdnn.gmm.model import GmmSystem, am_from_khg, khg_am, khg_log_probs, khg_transition_model
@@ -548,7 +548,7 @@ def write_num_jobs(out_dir, nj):
 def set_jobs(out_dir, data):
     """<out_dir>/num_jobs for `data`'s jobs; alignments an interrupted run left for another
     number of jobs are regrouped into ali.JOB.gz of these jobs first."""
-    from hdnn.gmm.align import read_ali_dir
+    from hdnn.kaldi.alignments import read_ali_dir
 
     out = Path(out_dir)
     if (out / "num_jobs").exists() and int((out / "num_jobs").read_text().split()[0]) != data.nj:

@@ -365,3 +365,17 @@ def write_int_vectors(wspecifier, items):
         f.write(("".join(f"{int(v)} " for v in as_vector(vec)) + "\n").encode())
 
     return write_table(wspecifier, items, write_value, write_text)
+
+
+def read_symbol_table(path):
+    """{symbol: id} of a Kaldi symbol table (phones.txt, words.txt)."""
+    path = Path(path)
+    if not path.exists():
+        raise HdnnError(f"{path}: no such file")
+    table = {}
+    for num, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        f = line.split()
+        if len(f) != 2 or not f[1].isdigit():
+            raise HdnnError(f"{path}:{num}: expected `symbol id`, got {line!r}")
+        table[f[0]] = int(f[1])
+    return table

@@ -315,7 +315,7 @@ def adapt_dir(data_dir, model_dir, out_dir, config, targets=None, teacher=None, 
     from tqdm import tqdm
 
     from hdnn.nnet.model_dir import load_for_data
-    from hdnn.nnet.train import read_targets
+    from hdnn.kaldi.alignments import read_targets
 
     if (targets is None) == (teacher is None):
         raise HdnnError("adaptation needs either alignments (targets) or a teacher model, not both")

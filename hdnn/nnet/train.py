@@ -284,26 +284,6 @@ class Trainer:
 
 # ---------------------------------------------------------------------- from Kaldi dirs
 
-def read_targets(spec, num_pdfs=None):
-    """Pdf targets {utt: int32 ids} from an alignment dir (ali.*.gz + final.mdl) or a pdf-id
-    rspecifier (as ali-to-pdf writes); returns (targets, source name, num_pdfs)."""
-    from hdnn.kaldi.alignments import num_pdfs_of, read_ali_dir, read_pdf_alignments
-
-    if Path(spec).is_dir():
-        targets, source = dict(read_ali_dir(spec)), f"{spec}/ali.*.gz"
-        num_pdfs = num_pdfs or num_pdfs_of(spec)
-    else:
-        targets, source = dict(read_pdf_alignments(spec)), spec
-    if not targets:
-        raise HdnnError(f"{source}: no alignments")
-    utt, top = max(((u, int(a.max())) for u, a in targets.items() if len(a)), key=lambda x: x[1],
-                   default=(None, -1))
-    num_pdfs = num_pdfs or top + 1
-    if top >= num_pdfs:
-        raise HdnnError(f"{source}: utterance {utt} has pdf-id {top}, but there are {num_pdfs} pdfs")
-    return targets, source, num_pdfs
-
-
 def read_soft_targets(rspecifier, num_pdfs):
     """Stored teacher posteriors {utt: (ids (T, K), weights (T, K))} from a Kaldi Posterior table."""
     from hdnn.kaldi.posteriors import read_posteriors
@@ -354,6 +334,8 @@ def train_from_dirs(tr_dir, cv_dir, targets, exp_dir, preset, config, teacher=No
     exp_dir = Path(exp_dir)
     check_train_config(config)
     targets_spec = targets
+    from hdnn.kaldi.alignments import read_targets
+
     targets, targets_source, num_pdfs = read_targets(targets, num_pdfs)
     teacher_model = load_model(teacher) if teacher else None
     if distributed.is_main():

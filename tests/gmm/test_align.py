@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from hdnn.gmm.align import ali_to_phones, read_ali_dir, read_alignments, split_to_phones
+from hdnn.gmm.align import ali_to_phones, split_to_phones
+from hdnn.kaldi.alignments import read_ali_dir, read_alignments
 from hdnn.kaldi.gmm_model import read_phone_table, read_transition_model
 
 FRAME_SHIFT = 0.01

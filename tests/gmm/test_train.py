@@ -8,7 +8,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from hdnn.gmm.align import read_ali_dir, split_to_phones
+from hdnn.gmm.align import split_to_phones
+from hdnn.kaldi.alignments import read_ali_dir
 from hdnn.kaldi.gmm_model import read_gmm_model, read_transition_model
 from hdnn.kaldi.tree import PDF_CLASS, read_tree
 

@@ -61,7 +61,7 @@ def test_train_lda_mllt_outputs_and_timings(espeak_corpus, espeak_lda_mllt, espe
 def test_kaldi_aligns_with_our_lda_mllt_system(kaldi, espeak_corpus, espeak_lda_mllt, tmp_path):
     """Kaldi's own steps/align_si.sh reads our tree, final.mdl, final.mat and splice_opts, and
     its alignments agree with ours frame by frame."""
-    from hdnn.gmm.align import read_ali_dir
+    from hdnn.kaldi.alignments import read_ali_dir
     from hdnn.gmm.train import align_si
     from hdnn.kaldi.gmm_model import read_transition_model
     from tests.gmm.test_train import _kaldi_recipe_dir

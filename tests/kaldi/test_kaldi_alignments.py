@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hdnn.errors import HdnnError
-from hdnn.kaldi.alignments import num_pdfs_of, read_ali_dir, read_pdf_alignments
+from hdnn.kaldi.alignments import num_pdfs_of, read_ali_dir_pdfs, read_pdf_alignments
 from hdnn.kaldi.io import write_int_vectors
 
 TOPO = """<Topology>
@@ -40,10 +40,10 @@ def test_pdf_alignments(tmp_path):
 
 def test_ali_dir_errors(tmp_path):
     with pytest.raises(HdnnError, match="final.mdl: no such file"):
-        read_ali_dir(tmp_path)
+        read_ali_dir_pdfs(tmp_path)
     (tmp_path / "final.mdl").write_bytes(b"")
     with pytest.raises(HdnnError, match="no ali.\\*.gz"):
-        read_ali_dir(tmp_path)
+        read_ali_dir_pdfs(tmp_path)
 
 
 @pytest.mark.kaldi
@@ -60,8 +60,8 @@ def test_ali_dir_kaldi_and_model_reader_agree(kaldi_run, tmp_path):
         write_int_vectors(f"ark:| gzip -c > {ali_dir}/ali.{job}.gz", alis)
     kaldi_run(f"ali-to-pdf {ali_dir}/final.mdl 'ark:gunzip -c {ali_dir}/ali.*.gz |' ark:{tmp_path}/pdf.ark")
     want = dict(read_pdf_alignments(f"ark:{tmp_path}/pdf.ark"))
-    with_kaldi = list(read_ali_dir(ali_dir, use_kaldi=True))
-    without = list(read_ali_dir(ali_dir, use_kaldi=False))
+    with_kaldi = list(read_ali_dir_pdfs(ali_dir, use_kaldi=True))
+    without = list(read_ali_dir_pdfs(ali_dir, use_kaldi=False))
     assert [u for u, _ in with_kaldi] == [u for u, _ in without] == sorted(want, key=lambda u: int(u[3:5]))
     for (utt, a), (_, b) in zip(with_kaldi, without):
         assert a.tolist() == b.tolist() == want[utt].tolist()

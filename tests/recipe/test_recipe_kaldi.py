@@ -120,7 +120,7 @@ def test_stage_9_aligns_with_kaldis_align_compiled_mapped(kaldi, py_run, fast_dn
     """Supervised adaptation through the Kaldi backend: compile-train-graphs | align-compiled-mapped
     on our student's log-likelihoods align as steps_py/align_mapped.py does, and the adapted
     student is decoded by latgen-faster-mapped."""
-    from hdnn.gmm.align import read_ali_dir
+    from hdnn.kaldi.alignments import read_ali_dir
 
     recipe = clone_for_decoding(py_run.dir, tmp_path / "kaldi_adapt", "student_kd")
     check(run_recipe(recipe, "--backend", "kaldi", *FAST, "--decode-dnn-config", fast_dnn_conf, "--stage", 8,

@@ -54,7 +54,7 @@ def table_digest(scp):
 def artifacts(recipe_dir, corpus_dir):
     """{name: md5} of what a recipe run made: files byte for byte (the corpus path in text
     files replaced), tables split over jobs as their merged content."""
-    from hdnn.gmm.align import read_ali_dir
+    from hdnn.kaldi.alignments import read_ali_dir
 
     recipe_dir, out = Path(recipe_dir), {}
     for top in ("data", "exp", "mfcc", "fbank"):
