@@ -18,7 +18,7 @@ def main(argv=None):
     p.add_argument("--prune-thresh", type=float, default=0.0,
                    help="entropy pruning threshold (relative perplexity change); 0 keeps all n-grams")
     args = p.parse_args(argv)
-    setup_logging(f"{args.lm_dir}/train_lm.log")
+    setup_logging(f"{args.lm_dir}/log/train_lm.log")
     from hdnn.gmm.lm import train_lm
 
     print(train_lm(args.text, args.lang_dir, args.lm_dir, order=args.order, prune_thresh=args.prune_thresh))

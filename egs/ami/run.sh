@@ -38,9 +38,8 @@ data_root=         # mini corpus already generated elsewhere (make_mini_ami.py's
 size=demo          # mini corpus size: ci | demo | large
 seed=0
 lm_prune=1e-7      # entropy pruning of the 3-gram (AMI's LMs are "pr1-7")
-num_leaves=        # tri tree leaves and Gaussians; default 2000 and 4000 on the mini corpus
-tot_gauss=         # (demo: ~65 frames per Gaussian; IHM dev %WER 34, 44 with 10000), 5000 and
-                   # 80000 on AMI (as Kaldi's egs/ami/s5b tri2)
+num_leaves=        # tri tree leaves and Gaussians: default 2000 and 4000 on the mini corpus
+tot_gauss=         # (egs/ami/README.md, "Settings"), 5000 and 80000 on AMI (Kaldi's egs/ami/s5b tri2)
 teacher=teacher-small   # model presets (steps_py/nnet_info.py --preset NAME)
 student=student-small
 small_dnn=dnn-small
@@ -75,10 +74,9 @@ smbr_ts_opts="--ts-weight 0.5 --temperature 1"
 denlat_opts="--beam=13.0 --lattice-beam=7.0 --max-active=5000"   # make_denlats.sh's
 made_by=           # the command recorded in RESULTS.md (default: this run.sh command line)
 run_info=          # a line on the run recorded in RESULTS.md (commit, date, wall time)
-# LM weight x word insertion penalty sweeps of the scoring, for both backends (local/score.sh).
-# On the mini corpus the nnets peak at LM weight 6-13, the GMM at 13-18 (SDM) or 24-30 (IHM);
-# a penalty of 0.5 gained the nnets at most 4 words of 1190, 1.0 never helped the GMM: not worth
-# a second set of searches:
+# LM weight x word insertion penalty sweeps of the scoring, for both backends (local/score.sh):
+# ranges that hold each system's best setting on the mini corpus, one penalty (egs/ami/README.md,
+# "Settings"):
 gmm_scoring_opts="--min-lmwt 12 --max-lmwt 32 --word-ins-penalty 0.0"
 nnet_scoring_opts="--min-lmwt 5 --max-lmwt 13 --word-ins-penalty 0.0"
 # --backend py: best-path search, once per point of the sweep (the wheels make no lattices),

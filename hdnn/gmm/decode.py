@@ -429,7 +429,7 @@ def _delta_order(model_dir, model_dim, data_dir):
     return model_dim // raw_dim - 1
 
 
-def decode_mapped(graph_dir, model_dir, loglike_rspecifier, decode_dir, nj=1, config=None, cmd="run.pl",
+def decode_mapped(graph_dir, model_dir, loglike_rspecifier, decode_dir, nj=4, config=None, cmd="run.pl",
                   progress=True, score=None):
     """latgen-faster-mapped as steps/nnet/decode.sh uses it: pdf log-likelihoods (an nnet's
     log posteriors minus log priors) from `loglike_rspecifier`, the transition model of
