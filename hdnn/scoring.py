@@ -140,15 +140,16 @@ def sweep_of(decode_dir):
     return sorted(out, key=lambda k: (float(k[1]), k[0]))
 
 
-def score(data_dir, lang_dir, decode_dir, sweep=None):
+def score(data_dir, lang_dir, decode_dir, sweep=None, cmd=None):
     """Score a decode dir like local/score.sh; returns (best WerResult, best (lmwt, wip)).
 
     Writes <decode>/wer_<LMWT>_<WIP>, scoring_kaldi/{test_filt.txt, best_wer,
     penalty_<WIP>/<LMWT>.txt, sclite/}. Utterances missing from a hypothesis file score as
-    all deletions and are counted.
+    all deletions and are counted. With `cmd`, one job per penalty scores its LM weights through
+    it (hdnn/jobs.py), as steps/score_kaldi.sh runs them; else all in this process.
     """
     decode_dir = Path(decode_dir)
-    results = score_points(data_dir, lang_dir, decode_dir, sweep)
+    results = score_points(data_dir, lang_dir, decode_dir, sweep, cmd)
     scoring = decode_dir / "scoring_kaldi"
     best_key = min(results, key=lambda k: (results[k].wer, float(k[1]), k[0]))
     best = results[best_key]
@@ -161,46 +162,64 @@ def score(data_dir, lang_dir, decode_dir, sweep=None):
     return best, best_key
 
 
-def score_points(data_dir, lang_dir, decode_dir, sweep=None):
+def score_points(data_dir, lang_dir, decode_dir, sweep=None, cmd=None):
     """{(lmwt, wip): WerResult} of each setting of `sweep` (default: all decoded); writes
-    <decode>/wer_<LMWT>_<WIP> and the scoring_kaldi/ files of each, but not best_wer."""
-    data_dir, decode_dir = Path(data_dir), Path(decode_dir)
+    <decode>/wer_<LMWT>_<WIP> and the scoring_kaldi/ files of each, but not best_wer. With `cmd`,
+    one job per penalty (`python -m hdnn.bin.score_penalty`) through it."""
     from hdnn.kaldi.data_dir import read_kaldi_map
 
+    data_dir, decode_dir = Path(data_dir), Path(decode_dir)
     text = read_kaldi_map(data_dir / "text", multi=True)
     if not text:
         raise HdnnError(f"{data_dir / 'text'}: no transcripts to score against")
-    utt2spk = read_kaldi_map(data_dir / "utt2spk")
-    id2word = {i: w for w, i in read_symbol_table(Path(lang_dir) / "words.txt").items()}
     sweep = sweep or sweep_of(decode_dir)
     if not sweep:
         raise HdnnError(f"{decode_dir / 'tra'}: no <LMWT>_<WIP>.tra files (run decode first)")
-    scoring = decode_dir / "scoring_kaldi"
-    sclite_dir = scoring / "sclite"
-    ref_trn = scoring / "test_filt.trn"
-    with atomic_open(scoring / "test_filt.txt") as f:
-        f.write("".join(f"{u} {' '.join(w)}\n" for u, w in text.items()))
-    write_trn(ref_trn, text, utt2spk)
-    results = {}
     for lmwt, wip in sweep:
         tra = decode_dir / "tra" / f"{lmwt}_{wip}.tra"
         if not tra.exists():
             raise HdnnError(f"{tra}: no such file (decode with this LM weight and penalty first)")
-        hyp = read_tra(tra, id2word)
-        missing = [u for u in text if u not in hyp]
-        hyp_all = {u: hyp.get(u, []) for u in text}
-        penalty_dir = scoring / f"penalty_{wip}"
-        with atomic_open(penalty_dir / f"{lmwt}.txt") as f:
-            f.write("".join(f"{u} {' '.join(w)}\n".replace(" \n", "\n") for u, w in hyp_all.items()))
-        hyp_trn = penalty_dir / f"{lmwt}.trn"
-        write_trn(hyp_trn, hyp_all, utt2spk)
-        res = run_sclite(ref_trn, hyp_trn, sclite_dir, f"{lmwt}_{wip}")
-        results[(lmwt, wip)] = res
-        with atomic_open(decode_dir / f"wer_{lmwt}_{wip}") as f:
-            f.write(res.kaldi_line() + "\n")
-            f.write(f"%SER {100.0 * res.sentence_errors / max(res.sentences, 1):.2f} "
-                    f"[ {res.sentence_errors} / {res.sentences} ]\n")
-            f.write(f"Scored {len(text)} sentences, {len(missing)} not present in hyp.\n")
-        if missing:
-            log.warning("%s: %d utterances missing (scored as deletions), e.g. %s", tra, len(missing), missing[0])
-    return results
+    scoring = decode_dir / "scoring_kaldi"
+    with atomic_open(scoring / "test_filt.txt") as f:
+        f.write("".join(f"{u} {' '.join(w)}\n" for u, w in text.items()))
+    write_trn(scoring / "test_filt.trn", text, read_kaldi_map(data_dir / "utt2spk"))
+    if cmd is None:
+        return {(lmwt, wip): score_point(data_dir, lang_dir, decode_dir, lmwt, wip) for lmwt, wip in sweep}
+    from hdnn import jobs
+
+    penalties = list(dict.fromkeys(wip for _, wip in sweep))
+    spec = ";".join(f"{wip}:{','.join(str(lmwt) for lmwt, w in sweep if w == wip)}" for wip in penalties)
+    command = jobs.python_command("hdnn.bin.score_penalty", f"--sweep={spec}", data_dir, lang_dir, decode_dir, "JOB")
+    jobs.run(cmd, len(penalties), scoring / "log" / "score.JOB.log", command, f"score {decode_dir.name}",
+             progress=False)
+    return {(lmwt, wip): parse_sclite_raw(scoring / "sclite" / f"{lmwt}_{wip}.raw") for lmwt, wip in sweep}
+
+
+def score_point(data_dir, lang_dir, decode_dir, lmwt, wip):
+    """Score tra/<lmwt>_<wip>.tra against scoring_kaldi/test_filt.trn (score_points writes it):
+    penalty_<wip>/<lmwt>.{txt,trn}, sclite/<lmwt>_<wip>.*, wer_<lmwt>_<wip>. Returns the WerResult."""
+    from hdnn.kaldi.data_dir import read_kaldi_map
+
+    data_dir, decode_dir = Path(data_dir), Path(decode_dir)
+    text = read_kaldi_map(data_dir / "text", multi=True)
+    utt2spk = read_kaldi_map(data_dir / "utt2spk")
+    id2word = {i: w for w, i in read_symbol_table(Path(lang_dir) / "words.txt").items()}
+    scoring = decode_dir / "scoring_kaldi"
+    tra = decode_dir / "tra" / f"{lmwt}_{wip}.tra"
+    hyp = read_tra(tra, id2word)
+    missing = [u for u in text if u not in hyp]
+    hyp_all = {u: hyp.get(u, []) for u in text}
+    penalty_dir = scoring / f"penalty_{wip}"
+    with atomic_open(penalty_dir / f"{lmwt}.txt") as f:
+        f.write("".join(f"{u} {' '.join(w)}\n".replace(" \n", "\n") for u, w in hyp_all.items()))
+    hyp_trn = penalty_dir / f"{lmwt}.trn"
+    write_trn(hyp_trn, hyp_all, utt2spk)
+    res = run_sclite(scoring / "test_filt.trn", hyp_trn, scoring / "sclite", f"{lmwt}_{wip}")
+    with atomic_open(decode_dir / f"wer_{lmwt}_{wip}") as f:
+        f.write(res.kaldi_line() + "\n")
+        f.write(f"%SER {100.0 * res.sentence_errors / max(res.sentences, 1):.2f} "
+                f"[ {res.sentence_errors} / {res.sentences} ]\n")
+        f.write(f"Scored {len(text)} sentences, {len(missing)} not present in hyp.\n")
+    if missing:
+        log.warning("%s: %d utterances missing (scored as deletions), e.g. %s", tra, len(missing), missing[0])
+    return res

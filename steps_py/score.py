@@ -17,7 +17,8 @@ def main(argv=None):
     p.add_argument("data_dir")
     p.add_argument("lang_dir")
     p.add_argument("decode_dir")
-    p.add_argument("--cmd", default="run.pl", help="accepted for compatibility with local/score.sh; unused")
+    p.add_argument("--cmd", default="run.pl",
+                   help="how the scoring jobs (one per penalty) run: run.pl (built in), queue.pl, slurm.pl, ...")
     p.add_argument("--min-lmwt", type=int, help="smallest LM weight (default: all decoded)")
     p.add_argument("--max-lmwt", type=int, help="largest LM weight (default: all decoded)")
     p.add_argument("--word-ins-penalty", help="comma-separated penalties (default: all decoded)")
@@ -35,7 +36,7 @@ def main(argv=None):
         sweep = [k for k in sweep if k[1] in wips]
     if not sweep:
         raise HdnnError(f"{args.decode_dir}: no decoded LM weight and penalty in the requested range")
-    score(args.data_dir, args.lang_dir, args.decode_dir, sweep=sweep)
+    score(args.data_dir, args.lang_dir, args.decode_dir, sweep=sweep, cmd=args.cmd)
     print((Path(args.decode_dir) / "scoring_kaldi" / "best_wer").read_text().strip())
 
 

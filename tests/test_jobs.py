@@ -141,8 +141,8 @@ def test_slurm_pl_on_a_real_cluster(kaldi, slurm_cluster, tmp_path):
 
 @pytest.mark.kaldi
 def test_steps_on_slurm_make_what_run_pl_makes(kaldi, slurm_cluster, espeak_corpus, espeak_graph, tmp_path):
-    """make_mfcc.py and decode.py with --cmd slurm.pl: the same archives and transcripts as with
-    the built-in run.pl (the session fixtures made those), each job a task of a Slurm array."""
+    """make_mfcc.py, decode.py and score.py with --cmd slurm.pl: the same archives, transcripts
+    and scores as with the built-in run.pl, each job a task of a Slurm array."""
     import shutil
 
     from tests.gmm.fixtures import run_step
@@ -161,6 +161,10 @@ def test_steps_on_slurm_make_what_run_pl_makes(kaldi, slurm_cluster, espeak_corp
     run_step("decode", *opts, "--cmd", slurm_pl, espeak_graph, espeak_corpus.data, tmp_path / "slurm")
     assert (tmp_path / "slurm" / "tra" / "10_0.0.tra").read_text() == (tmp_path / "local" / "tra" / "10_0.0.tra").read_text()
     assert "SLURM_ARRAY_TASK_ID=2" in (tmp_path / "slurm" / "log" / "decode.2.log").read_text()
+    run_step("score", espeak_corpus.data, espeak_graph, tmp_path / "local")
+    run_step("score", "--cmd", slurm_pl, espeak_corpus.data, espeak_graph, tmp_path / "slurm")
+    assert (tmp_path / "slurm" / "wer_10_0.0").read_text() == (tmp_path / "local" / "wer_10_0.0").read_text()
+    assert "SLURM_ARRAY_TASK_ID=1" in (tmp_path / "slurm" / "scoring_kaldi" / "log" / "score.1.log").read_text()
 
 
 def _log_lines(path):
