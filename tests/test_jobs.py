@@ -195,3 +195,18 @@ def test_run_pl_command_line_behaves_as_kaldis(kaldi, tmp_path):
             logs = {q.name: _log_lines(q) for q in sorted((tmp_path / name / "log").glob("*.log"))}
             runs[name] = (p.returncode, p.stderr.strip().splitlines()[:1], logs)
         assert runs["ours"] == runs["theirs"], case
+
+
+@pytest.mark.kaldi
+def test_gmm_training_on_slurm_makes_the_run_pl_model(kaldi, slurm_cluster, espeak_corpus, tmp_path):
+    """train_mono.py's alignment and accumulation jobs as Slurm array tasks: the same model and
+    alignments, byte for byte, as through the built-in run.pl."""
+    from tests.gmm.fixtures import run_step
+
+    slurm_pl = f"{kaldi}/egs/wsj/s5/utils/parallel/slurm.pl --config {slurm_cluster.slurm_pl_conf}"
+    opts = ["--nj", 2, "--num-iters", 4, "--max-iter-inc", 3, "--totgauss", 300, "--progress", "false"]
+    run_step("train_mono", *opts, espeak_corpus.data, espeak_corpus.lang, tmp_path / "local")
+    run_step("train_mono", *opts, "--cmd", slurm_pl, espeak_corpus.data, espeak_corpus.lang, tmp_path / "slurm")
+    for name in ("final.mdl", "ali.1.gz", "ali.2.gz"):
+        assert (tmp_path / "slurm" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    assert "SLURM_ARRAY_TASK_ID=2" in (tmp_path / "slurm" / "log" / "acc.3.2.log").read_text()
