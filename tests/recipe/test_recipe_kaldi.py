@@ -98,6 +98,11 @@ def test_latgen_faster_mapped_decodes_our_student_like_the_py_backend(kaldi, py_
         print(f"student_kd {dset}: kaldi {kaldi_wer[0]}\n  py    {py_wer[0]}")
         assert kaldi_wer[3] == py_wer[3]
         assert abs(float(kaldi_wer[1]) - float(py_wer[1])) <= WER_TOLERANCE
+        # At LM weight 10, the scale the lattices were made at (acwt 0.1), Kaldi's best path is
+        # the search's own; at other weights it is read from lattices pruned for weight 10. The
+        # py backend searched dev at every weight of the sweep, eval only at dev's best.
+        if dset == "eval" and not (py_dec / "wer_10_0.0").exists():
+            continue
         same_scale = [wer_of(d / "wer_10_0.0") for d in (dec, py_dec)]
         assert abs(same_scale[0] - same_scale[1]) <= WER_TOLERANCE_SAME_SCALE
         kaldi_hyps, py_hyps = (hypotheses(d / "scoring_kaldi" / "penalty_0.0" / "10.txt") for d in (dec, py_dec))

@@ -18,9 +18,9 @@ VOLATILE = re.compile(
     r"(^|/)(log|q|split\d+(utt)?)/|\.log$|(^|/)\.done(\.\d+)?$|(^|/)(decode_stats\.txt|num_jobs)$"
     # what each output was made from (hdnn/stamps.py): file identities include sizes and times
     r"|\.stamp$"
-    # one file per job: ali.JOB.gz, raw_mfcc_dev.JOB.ark, <LMWT>_<WIP>.JOB.tra, utt2dur.JOB
+    # one file per job: ali.JOB.gz, raw_mfcc_dev.JOB.ark, <LMWT>_<WIP>.JOB.tra, utt2dur.JOB, utts_mfcc_dev.JOB
     r"|(^|/)(ali|fsts|lat)\.\d+\.gz$|(^|/)raw_\w+\.\d+\.(ark|scp)$|(^|/)\d+_-?\d+\.\d+\.\d+\.tra$"
-    r"|(^|/)utt2(dur|num_frames)\.\d+$"
+    r"|(^|/)utt2(dur|num_frames)\.\d+$|(^|/)utts_\w+\.\d+$"
     r"|^data/\.mini_ami$")  # stage 0's marker (the first run was given a data root)
 
 
