@@ -39,11 +39,14 @@ def python_command(module, *args):
 def run(cmd, nj, log_file, command, what=None, progress=True):
     """Run `command` (a list of words) as jobs JOB=1..nj through `cmd`; `log_file` holds the
     word JOB. `what` names the work in messages (default: the log's name)."""
-    words = shlex.split(cmd or "run.pl")
+    try:
+        words = shlex.split(cmd or "run.pl")
+    except ValueError as e:
+        raise HdnnError(f"--cmd {cmd!r}: {e}") from None
     log_file = str(log_file)
     if "JOB" not in log_file:
         raise HdnnError(f"{log_file}: a parallel job's log name needs JOB in it")
-    what = what or Path(log_file).name.replace(".JOB", "")
+    what = what or Path(log_file).name.replace(".JOB", "").removesuffix(".log")
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     command = [str(w) for w in command]
     if words[0] == "run.pl":
@@ -133,8 +136,9 @@ def _run_external(words, nj, log_file, command, what):
                           text=True)
     if proc.returncode == 0:
         return []
-    failed = [job for job in range(1, nj + 1) if _ended_code(log_file.replace("JOB", str(job))) != 0]
-    if not failed:
+    codes = {job: _ended_code(log_file.replace("JOB", str(job))) for job in range(1, nj + 1)}
+    failed = [job for job, code in codes.items() if code != 0]
+    if not failed or all(code is None for code in codes.values()):  # the submission itself failed
         lines = proc.stdout.strip().splitlines() or [f"exit code {proc.returncode}"]
         raise HdnnError(f"{what}: {Path(words[0]).name} failed: {lines[-1]}")
     return failed

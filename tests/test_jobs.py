@@ -113,6 +113,8 @@ def test_bad_cmd_is_one_clear_error(tmp_path):
         jobs.run("run.pl --max-jobs-run 0", 2, tmp_path / "t.JOB.log", ["true"])
     with pytest.raises(HdnnError, match="needs JOB in it"):
         jobs.run("run.pl", 2, tmp_path / "t.log", ["true"])
+    with pytest.raises(HdnnError, match="No closing quotation"):
+        jobs.run('run.pl --mem "2G', 2, tmp_path / "t.JOB.log", ["true"])
 
 
 @pytest.mark.kaldi
@@ -124,6 +126,10 @@ def test_kaldis_run_pl(kaldi, tmp_path):
     assert [(tmp_path / f"out.{j}").read_text() for j in (1, 2)] == ["1", "2"]
     with pytest.raises(HdnnError, match=r"job 3 of 3 failed: three \(log: .*/t\.3\.log\)$"):
         jobs.run(run_pl, 3, tmp_path / "log" / "t.JOB.log", command + ["JOB", str(tmp_path / "out.JOB")])
+    # a submission that fails before any job runs is named by the submitter's own message
+    slurm_pl = f"{kaldi}/egs/wsj/s5/utils/parallel/slurm.pl --config {tmp_path}/missing.conf"
+    with pytest.raises(HdnnError, match=r"^x: slurm.pl failed: Could not open config file .*missing.conf$"):
+        jobs.run(slurm_pl, 2, tmp_path / "log" / "x.JOB.log", ["true"])
 
 
 @pytest.mark.kaldi
