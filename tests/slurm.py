@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -129,7 +130,7 @@ PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
             pytest.fail(f"the test Slurm node did not come up (state {state!r}; logs in {work}/log)")
         slurm_pl_conf = work / "slurm.pl.conf"
         slurm_pl_conf.write_text(SLURM_PL_CONF)
-        yield namespace(conf=conf, slurm_pl_conf=slurm_pl_conf, jobcomp=work / "log" / "jobcomp.log")
+        yield SimpleNamespace(conf=conf, slurm_pl_conf=slurm_pl_conf, jobcomp=work / "log" / "jobcomp.log")
     finally:
         for pid_file in (work / "slurmd.pid", work / "slurmctld.pid", munge_pid):
             if pid_file is not None and pid_file.exists():
@@ -141,9 +142,3 @@ PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = old_conf
-
-
-def namespace(**kwargs):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(**kwargs)

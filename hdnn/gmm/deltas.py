@@ -7,13 +7,14 @@ from pathlib import Path
 
 
 from hdnn.errors import HdnnError
-from hdnn.kaldi.alignments import num_jobs, read_ali_dir, write_alignments
 from hdnn.gmm.mixup import mix_up
 from hdnn.gmm.model import GmmSystem
 from hdnn.gmm.mono import read_int_lines
-from hdnn.gmm.train import TrainingData, Trainer, claim_gmm_dir, resume_point, run_em, set_jobs
+from hdnn.gmm.train import (TrainingData, Trainer, claim_gmm_dir, resume_point, run_em, set_jobs,
+                            write_job_alignments)
 from hdnn.gmm.tree_build import (TreeBuilder, acc_tree_stats, cluster_phones, convert_alignment,
                                  init_model, read_roots)
+from hdnn.kaldi.alignments import num_jobs, read_ali_dir
 from hdnn.kaldi.gmm_model import HmmTopology
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,7 @@ def init_triphones(data, ali_dir, out, num_leaves, cfg):
     cache, alignments = {}, {}
     for u, ali in old_alis.items():
         alignments[u] = convert_alignment(ali_system.tm, system.tm, tree, ali, cache)
-    for job, utts in enumerate(data.jobs, 1):
-        write_alignments(out / f"ali.{job}.gz", ((u, alignments[u]) for u in utts if u in alignments))
+    write_job_alignments(out, data.jobs, alignments)
     log.info("convert-ali: %d alignments converted", len(alignments))
     system.save(out, "1.mdl")
     log.info("tree: %d leaves; gmm-init-model: %d Gaussians", tree.num_pdfs, system.am.num_gauss)

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from hdnn.errors import HdnnError
-from hdnn.kaldi.alignments import num_jobs, read_ali_dir
 from hdnn.gmm.deltas import DeltasConfig, init_triphones
 from hdnn.gmm.features import iter_cmvn_deltas
 from hdnn.gmm.model import GmmSystem
 from hdnn.gmm.train import TrainingData, Trainer, claim_gmm_dir, resume_point, run_em, set_jobs, transform_features
+from hdnn.kaldi.alignments import num_jobs, read_ali_dir
 from hdnn.kaldi.binary import read_kaldi_matrix, write_kaldi_matrix
 from hdnn.kaldi.features import splice
 from hdnn.kaldi.gmm_model import AmDiagGmm, DiagGmm

@@ -22,12 +22,12 @@ from tqdm import tqdm
 
 from hdnn.errors import HdnnError, atomic_open, atomic_path
 from hdnn.gmm.align import GraphCompiler, align_utterances, boost_silence, equal_align
-from hdnn.kaldi.alignments import read_alignments, sort_by_utt, write_alignments
 from hdnn.gmm.features import iter_cmvn_deltas
 from hdnn.gmm.lang import Lang
 from hdnn.gmm.model import GmmSystem, am_from_khg, khg_am, khg_log_probs, khg_transition_model
 from hdnn.gmm.mixup import mix_up
 from hdnn.gmm.wheels import khg
+from hdnn.kaldi.alignments import num_jobs, read_ali_dir, read_alignments, sort_by_utt, write_alignments
 from hdnn.kaldi.binary import read_kaldi_matrix
 from hdnn.kaldi.data_dir import DataDir, split_data, split_utts
 from hdnn.kaldi.features import splice
@@ -61,16 +61,14 @@ def transcript_ids(data, lang, utts, warn=True):
 
 @dataclass
 class TrainingData:
-    """Features (by default CMVN + deltas, as in steps/train_deltas.sh), transcripts as word
-    ids, the utterances of each job, split by speaker like utils/split_data.sh (whose split
-    dirs, <data>/split<nj>/JOB, the jobs read), and those of each speaker."""
+    """Features (by default CMVN + deltas, as in steps/train_deltas.sh) and the utterances of
+    each job that have features and a transcript, split by speaker like utils/split_data.sh
+    (whose split dirs, <data>/split<nj>/JOB, the jobs read)."""
 
     data_dir: Path
     lang: Lang
     feats: dict
-    word_ids: dict
     jobs: list
-    speaker_utts: list
 
     @classmethod
     def load(cls, data_dir, lang_dir, nj, feats=None):
@@ -84,11 +82,10 @@ class TrainingData:
         if feats is None:
             feats = load_features(data.path)
         word_ids = transcript_ids(data, lang, data.utts)
-        speaker_utts = [[u for u in data.spk2utt[s] if u in word_ids and u in feats] for s in data.speakers]
         jobs = [[u for u in part if u in word_ids and u in feats] for part in split_utts(data.path, nj)]
         if not any(jobs):
             raise HdnnError(f"{data.path}: no utterance has both features and a transcript")
-        return cls(data.path, lang, feats, word_ids, jobs, speaker_utts)
+        return cls(data.path, lang, feats, jobs)
 
     @property
     def dim(self):
@@ -148,13 +145,6 @@ class GmmStats:
     def zeros(cls, system):
         g, d = system.am.num_gauss, system.am.dim
         return cls(np.zeros(g), np.zeros((g, d)), np.zeros((g, d)), np.zeros(system.tm.num_transition_ids + 1))
-
-    def add(self, other):
-        for name in ("occ", "x", "x2", "trans"):
-            getattr(self, name).__iadd__(getattr(other, name))
-        self.loglike += other.loglike
-        self.frames += other.frames
-        return self
 
 
 def accumulate(system, feats, alignments):
@@ -359,7 +349,6 @@ class Trainer:
         self.beam, self.retry_beam, self.careful = beam, retry_beam, careful
         self.model_dir, self.model = Path(model_dir or out), model
         self.transform, self.context, self.loglikes = None, None, None
-        self.alignments = {}
         self.split = data.split()
 
     def use(self, system, name):
@@ -398,14 +387,9 @@ class Trainer:
                  self.progress)
         result = AlignResult()
         for job in range(1, self.data.nj + 1):
-            result.alignments.update(read_alignments(out / f"ali.{job}.gz"))
             counts = json.loads(Path(str(summary).replace("JOB", str(job))).read_text())
-            result.failed += counts["failed"]
-            result.retried += counts["retried"]
-            result.tot_like += counts["tot_like"]
-            result.frames += counts["frames"]
-        self.alignments = sort_by_utt(result.alignments)
-        if not self.alignments:
+            result.add(AlignResult(dict(read_alignments(out / f"ali.{job}.gz")), **counts))
+        if not result.alignments:
             how = "equal alignment" if equal else f"beam {beam}, retry beam {self.retry_beam}"
             raise HdnnError(f"{self.data.data_dir}: no utterance could be aligned ({how}; "
                             f"logs: {out}/log/{name}.*.log)")
@@ -548,13 +532,16 @@ def write_num_jobs(out_dir, nj):
 def set_jobs(out_dir, data):
     """<out_dir>/num_jobs for `data`'s jobs; alignments an interrupted run left for another
     number of jobs are regrouped into ali.JOB.gz of these jobs first."""
-    from hdnn.kaldi.alignments import read_ali_dir
-
     out = Path(out_dir)
-    if (out / "num_jobs").exists() and int((out / "num_jobs").read_text().split()[0]) != data.nj:
+    if (out / "num_jobs").exists() and num_jobs(out) != data.nj:
         alis = read_ali_dir(out)
         for old in out.glob("ali.*.gz"):
             old.unlink()
-        for job, utts in enumerate(data.jobs, 1):
-            write_alignments(out / f"ali.{job}.gz", ((u, alis[u]) for u in utts if u in alis))
+        write_job_alignments(out, data.jobs, alis)
     write_num_jobs(out, data.nj)
+
+
+def write_job_alignments(out_dir, jobs, alignments):
+    """<out_dir>/ali.JOB.gz: the alignments ({utt: transition-ids}) of each job's utterances."""
+    for job, utts in enumerate(jobs, 1):
+        write_alignments(Path(out_dir) / f"ali.{job}.gz", ((u, alignments[u]) for u in utts if u in alignments))
