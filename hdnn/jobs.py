@@ -160,12 +160,16 @@ def _ended_code(path):
 
 
 def _job_error(log_file, job):
-    """The last line of a job's log that reports an error (else its last line of output)."""
+    """The line of a job's log that reports its error: a Kaldi program's first `ERROR (...)`, else
+    the last line that names an error (else its last line of output)."""
     try:
         lines = [line for line in Path(log_file.replace("JOB", str(job))).read_text(errors="replace").splitlines()
-                 if line.strip() and not line.startswith("#")]
+                 if line.strip() and not line.startswith("#") and "KaldiFatalError" not in line]
     except OSError:
         return "no log written"
+    kaldi = [line for line in lines if line.startswith("ERROR (")]
+    if kaldi:
+        return kaldi[0].strip()
     for line in reversed(lines):
         if "error" in line.lower() or "Traceback" in line:
             return re.sub(r"^[\w.-]+: error: ", "", line.strip())  # the program's name: the log says it

@@ -60,6 +60,10 @@ def get_args(argv=None):
     g.add_argument("--length-tolerance", type=int, default=5, help="most frames features and targets may differ by")
     g.add_argument("--max-skip-fraction", type=float, default=0.1,
                    help="error when more utterances than this lack targets or mismatch in length")
+    g = p.add_argument_group("devices")
+    g.add_argument("--use-gpu", default="no", choices=["no", "yes", "optional"],
+                   help="train on a GPU (yes: one per process, torchrun's LOCAL_RANK; optional: when there is one); "
+                        "data-parallel runs on GPUs use NCCL, on CPUs gloo")
     p.add_argument("--verbose", type=str2bool, default=False)
     args = p.parse_args(argv)
     want = 3 if args.cv_fraction is not None else 4
@@ -78,13 +82,15 @@ def main(argv=None):
     from hdnn.nnet import distributed
     from hdnn.nnet.train import TrainConfig
 
-    rank, world_size = distributed.init_from_env()
+    device = distributed.select_device(args.use_gpu)
+    rank, world_size = distributed.init_from_env(device)
     exp_dir = Path(args.dirs[-1])
     setup_logging(exp_dir / "log" / ("train.log" if rank == 0 else f"train.rank{rank}.log"), args.verbose)
     if rank > 0:  # the other ranks log to their files; only warnings reach the terminal
         logging.getLogger().handlers[0].setLevel(logging.WARNING)
     if world_size > 1:
         logging.info("data-parallel training: rank %d of %d", rank, world_size)
+    logging.info("training on %s", device)
     if args.cv_fraction is not None:
         tr_dir, cv_dir = split_tr_cv(args.dirs[0], exp_dir, args.cv_fraction, args.seed)
     else:
@@ -94,7 +100,7 @@ def main(argv=None):
         "min_iters", "keep_lr_iters", "start_halving_impr", "end_halving_impr", "halving_factor",
         "kd_lambda", "kd_temperature")})
     try:
-        _train(args, tr_dir, cv_dir, exp_dir, config)
+        _train(args, tr_dir, cv_dir, exp_dir, config, device)
     except HdnnError as e:
         if args.cv_fraction is None:
             raise
@@ -104,13 +110,13 @@ def main(argv=None):
         distributed.shutdown()
 
 
-def _train(args, tr_dir, cv_dir, exp_dir, config):
+def _train(args, tr_dir, cv_dir, exp_dir, config, device):
     from hdnn.nnet.train import train_from_dirs
 
     train_from_dirs(tr_dir, cv_dir, args.dirs[-2], exp_dir, args.model_preset, config,
                     teacher=args.teacher, teacher_post=args.teacher_post, num_pdfs=args.num_pdfs,
                     length_tolerance=args.length_tolerance, max_skip_fraction=args.max_skip_fraction,
-                    max_epochs_this_run=args.max_epochs_this_run, cmvn=args.apply_cmvn,
+                    max_epochs_this_run=args.max_epochs_this_run, device=device, cmvn=args.apply_cmvn,
                     norm_vars=args.norm_vars, splice=args.splice, global_cmvn=args.global_cmvn)
 
 

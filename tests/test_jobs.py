@@ -102,6 +102,14 @@ def test_failed_job_is_named_with_its_log_and_error(tmp_path):
     assert str(e.value) == (f"test jobs: job 2 of 3 failed: utterance u2 is bad "
                             f"(log: {tmp_path}/log/t.2.log); 1 more of the 3 jobs failed")
     assert (tmp_path / "log" / "t.3.log").read_text().splitlines()[-1].startswith("# Ended (code 1)")
+    # a Kaldi program's error: its ERROR line, not the stack trace or the exception's name after it
+    kaldi_error = ("ERROR (latgen-faster-mapped[5.5]:main():x.cc:1) mismatch, matrix has 256 cols\n\n"
+                   "[ Stack-Trace: ]\nlibkaldi-base.so(kaldi::MessageLogger::LogMessage() const+0x74c)\n\n"
+                   "kaldi::KaldiFatalError")
+    command = _script(tmp_path, f"import sys\nprint({kaldi_error!r}, end='')\nsys.exit(255)\n")
+    with pytest.raises(HdnnError, match=r"job 1 of 1 failed: ERROR \(latgen-faster-mapped\[5\.5\]:main\(\):x\.cc:1\) "
+                                        r"mismatch, matrix has 256 cols \(log: "):
+        jobs.run("run.pl", 1, tmp_path / "log" / "k.JOB.log", command, progress=False)
 
 
 def test_bad_cmd_is_one_clear_error(tmp_path):

@@ -5,11 +5,15 @@
 # steps use utils/run.pl.
 export train_cmd="run.pl --max-jobs-run ${max_jobs_run:-2}"
 export decode_cmd="run.pl --max-jobs-run ${max_jobs_run:-2}"
+export cuda_cmd="run.pl"   # nnet training: one job (run.sh --use-gpu, --nnet-procs)
 # On a Grid Engine cluster (Kaldi's utils/parallel/queue.pl and its conf/queue.conf):
 #   export train_cmd="$KALDI_ROOT/egs/wsj/s5/utils/parallel/queue.pl --mem 2G"
 #   export decode_cmd="$KALDI_ROOT/egs/wsj/s5/utils/parallel/queue.pl --mem 4G"
+#   export cuda_cmd="$KALDI_ROOT/egs/wsj/s5/utils/parallel/queue.pl --gpu 1"
 # On Slurm (Kaldi's utils/parallel/slurm.pl; conf/slurm.conf names the partitions and options):
 #   export train_cmd="$KALDI_ROOT/egs/wsj/s5/utils/parallel/slurm.pl --config conf/slurm.conf --mem 2G"
 #   export decode_cmd="$KALDI_ROOT/egs/wsj/s5/utils/parallel/slurm.pl --config conf/slurm.conf --mem 4G"
+#   export cuda_cmd="$KALDI_ROOT/egs/wsj/s5/utils/parallel/slurm.pl --config conf/slurm.conf --gpu 1"
+# With GPUs, train with run.sh --use-gpu yes (and --nnet-procs N for N GPUs on the job's node).
 # The jobs need the same file paths on every node (a shared file system) and this Python
 # environment (the absolute path of its interpreter is in each job's command).

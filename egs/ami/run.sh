@@ -46,6 +46,9 @@ small_dnn=dnn-small
 kd_lambda=0.5
 kd_temperature=2.0
 train_opts=        # extra options for every steps_py/train.py run
+use_gpu=no         # steps_py/train.py --use-gpu: no | yes | optional (yes: set cuda_cmd in cmd.sh)
+nnet_procs=1       # processes per training job (> 1: torchrun, data-parallel; the effective
+                   # minibatch grows with them: README.md, "Parallel jobs and clusters")
 nnet_systems="teacher student_ce dnn_small student_kd"   # what stage 8 decodes
 # Stage 9: per-speaker adaptation of student_kd on each test set (steps_py/adapt.py): targets from
 # its first pass (unsup), the teacher's posteriors (teacher), the reference (sup: an oracle bound).
@@ -90,7 +93,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature train_opts nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature train_opts use_gpu nnet_procs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -126,6 +129,21 @@ gmm() {
   else
     py "$name" "$@"
   fi
+}
+
+# run_job $cmd [JOB=1:N] LOG COMMAND...: a Kaldi `$cmd` line; when a job fails, one line naming the
+# failed job's log and the last error it wrote there (Kaldi's run.pl and queue.pl name the log only).
+run_job() {
+  local log= a out failed
+  for a in "$@"; do case $a in *.log) log=$a; break ;; esac; done
+  if out=$("$@" 2>&1); then [ -z "$out" ] || echo "$out"; return 0; fi
+  failed=$(grep -l -E '^# (Ended \(code [1-9]|Finished at .* with status [1-9])' ${log//JOB/*} 2>/dev/null | head -1)
+  [ -n "$failed" ] || { echo "$0: ${out##*$'\n'}" >&2; exit 1; }
+  # Kaldi's programs say ERROR (program[version]:function()...); the Python steps "name: error: ..."
+  local err=$(grep -m1 '^ERROR (' $failed || grep -v -e '^#' -e 'KaldiFatalError' $failed |
+    grep -E -i 'error|Traceback' | tail -1 | sed -E 's/^[[:alnum:]_.-]+: error: //')
+  echo "$0: job failed: ${err:-$(tail -1 $failed)} (log: $failed)" >&2
+  exit 1
 }
 
 # need FILE STAGE: fail clearly when an earlier stage has not been run.
@@ -261,7 +279,19 @@ train_nnet() {
   local dir=$1; shift
   need $exp/tri_ali/.done 4
   need $exp/make_feats/train/.done 1
-  step $dir py train --cv-fraction 0.1 --seed $seed $train_opts "$@" $data/train_fbank $exp/tri_ali $dir
+  step $dir train_job $dir --cv-fraction 0.1 --seed $seed --use-gpu $use_gpu $train_opts "$@" \
+    $data/train_fbank $exp/tri_ali $dir
+}
+
+# train_job DIR ARGS: steps_py/train.py ARGS as one job through $cuda_cmd (as nnet1's train.sh is
+# run), log in DIR/log/train_nnet.log; $nnet_procs > 1 starts it under torchrun on the job's node.
+train_job() {
+  local dir=$1; shift
+  local launch=(python)
+  if [ $nnet_procs -gt 1 ]; then
+    launch=(python -m torch.distributed.run --standalone --nproc-per-node $nnet_procs)
+  fi
+  run_job $cuda_cmd $dir/log/train_nnet.log "${launch[@]}" $HDNN_ROOT/steps_py/train.py "$@"
 }
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
@@ -290,7 +320,7 @@ spk_opts() { if [ -d $1/spk ]; then echo "--spk-params $1/spk"; fi; }
 forward_jobs() {
   local cmd=$1 nnet=$2 d=$3 dir=$4
   gmm split_data $d $nj
-  $cmd JOB=1:$nj $dir/log/forward.JOB.log python $HDNN_ROOT/steps_py/forward.py $(spk_opts $nnet) \
+  run_job $cmd JOB=1:$nj $dir/log/forward.JOB.log python $HDNN_ROOT/steps_py/forward.py $(spk_opts $nnet) \
     $d/split$nj/JOB $nnet ark,scp:$dir/loglikes.JOB.ark,$dir/loglikes.JOB.scp
   for j in $(seq $nj); do cat $dir/loglikes.$j.scp; done > $dir/loglikes.scp
 }
@@ -313,7 +343,7 @@ decode_data() {
     utils/split_data.sh $fbank $nj
     mkdir -p $dir/log
     echo $nj > $dir/num_jobs
-    $decode_cmd JOB=1:$nj $dir/log/decode.JOB.log set -o pipefail \; \
+    run_job $decode_cmd JOB=1:$nj $dir/log/decode.JOB.log set -o pipefail \; \
       python $HDNN_ROOT/steps_py/forward.py $(spk_opts $nnet) $fbank/split$nj/JOB $nnet ark:- \| \
       latgen-faster-mapped --beam=$beam --max-active=$max_active --lattice-beam=$lattice_beam \
         --acoustic-scale=$acwt --allow-partial=true --word-symbol-table=$graph/words.txt \
@@ -348,7 +378,7 @@ align_nnet() {
     utils/split_data.sh $d $nj
     cp $exp/tri_ali/final.mdl $exp/tri_ali/tree $dir/
     echo $nj > $dir/num_jobs
-    $train_cmd JOB=1:$nj $dir/log/align.JOB.log set -o pipefail \; \
+    run_job $train_cmd JOB=1:$nj $dir/log/align.JOB.log set -o pipefail \; \
       compile-train-graphs --read-disambig-syms=data/lang/phones/disambig.int $dir/tree $dir/final.mdl \
         data/lang/L.fst "ark:utils/sym2int.pl --map-oov $(cat data/lang/oov.int) -f 2- data/lang/words.txt $d/split$nj/JOB/text |" ark:- \| \
       align-compiled-mapped --transition-scale=1.0 --acoustic-scale=0.1 --self-loop-scale=0.1 --beam=10 \
@@ -458,7 +488,7 @@ make_denlats() {
   utils/split_data.sh $d $nj
   mkdir -p $dir/log
   echo $nj > $dir/num_jobs
-  $decode_cmd JOB=1:$nj $dir/log/decode_den.JOB.log set -o pipefail \; \
+  run_job $decode_cmd JOB=1:$nj $dir/log/decode_den.JOB.log set -o pipefail \; \
     python $HDNN_ROOT/steps_py/forward.py $d/split$nj/JOB $nnet ark:- \| \
     latgen-faster-mapped $denlat_opts --acoustic-scale=0.1 --word-symbol-table=$exp/dengraph/words.txt \
       $exp/tri_ali/final.mdl $exp/dengraph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"

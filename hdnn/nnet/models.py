@@ -190,9 +190,21 @@ def _canonical(obj):
     return obj
 
 
+def tensors_to_cpu(obj):
+    """``obj`` with the tensors in its dicts and lists moved to the CPU in place (a model trained on
+    a GPU is saved as one trained on the CPU; CPU tensors stay the same objects)."""
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, value in list(items):
+        if isinstance(value, torch.Tensor):
+            obj[key] = value.cpu()
+        else:
+            tensors_to_cpu(value)
+    return obj
+
+
 def save_model(path, model):
     """Write ``model`` (config + weights) to one file, atomically."""
-    save_torch({"config": model.config, "state_dict": model.state_dict()}, path)
+    save_torch({"config": model.config, "state_dict": tensors_to_cpu(model.state_dict())}, path)
 
 
 def load_model(path):

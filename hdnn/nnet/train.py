@@ -35,9 +35,10 @@ from torch.distributed.algorithms.join import Join
 from tqdm import tqdm
 
 from hdnn.errors import HdnnError, first_line
+from hdnn.nnet import distributed
 from hdnn.nnet.data import frame_minibatches
 from hdnn.nnet.losses import cross_entropy, kd_loss
-from hdnn.nnet.models import save_model, save_torch
+from hdnn.nnet.models import save_model, save_torch, tensors_to_cpu
 from hdnn.nnet.plot import plot_curves
 from hdnn.nnet.schedule import Newbob
 
@@ -99,14 +100,18 @@ class Trainer:
     def __init__(self, exp_dir, model, tr, cv, config, teacher=None):
         self.exp_dir = Path(exp_dir)
         self.model, self.tr, self.cv, self.config = model, tr, cv, config
-        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
+        self.device = next(model.parameters()).device
+        self.teacher = (teacher.to(self.device).eval().requires_grad_(False) if teacher is not None else None)
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world_size = dist.get_world_size() if dist.is_initialized() else 1
         self.optimizer = make_optimizer(model.parameters(), config)
         self.schedule = Newbob(config.learn_rate, config.start_halving_impr, config.end_halving_impr,
                                config.halving_factor, config.max_iters, config.min_iters, config.keep_lr_iters)
         self.history = []
-        self.ddp_model = (torch.nn.parallel.DistributedDataParallel(model) if self.world_size > 1 else model)
+        self.ddp_model = model
+        if self.world_size > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
     @property
     def checkpoint_path(self):
@@ -145,7 +150,7 @@ class Trainer:
         with tqdm(total=total, desc=desc, unit="frame", disable=None if self.rank == 0 else True,
                   leave=False) as bar, self._join(train):
             for i, arrays in enumerate(batches):
-                batch = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+                batch = tuple(torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in arrays)
                 batch = (batch[0], batch[1].long(), *batch[2:])
                 with torch.set_grad_enabled(train):
                     logits = (self.ddp_model if train else self.model)(batch[0])
@@ -163,8 +168,7 @@ class Trainer:
                     correct = (logits.argmax(1) == batch[1]).sum()
                 sums += torch.tensor([loss.item() * n, xent.item() * n, correct.item(), n], dtype=torch.float64)
                 bar.update(n)
-        if self.world_size > 1:
-            dist.all_reduce(sums)
+        distributed.all_reduce_sum(sums)
         if sums[3] == 0:
             raise HdnnError(f"{data.feats_source}: no frames to {'train on' if train else 'cross-validate'}")
         return EpochStats(loss=(sums[0] / sums[3]).item(), xent=(sums[1] / sums[3]).item(),
@@ -214,8 +218,8 @@ class Trainer:
             tmp.unlink()
 
     def _best(self):
-        return {"model": copy.deepcopy(self.model.state_dict()),
-                "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+        return tensors_to_cpu({"model": copy.deepcopy(self.model.state_dict()),
+                               "optimizer": copy.deepcopy(self.optimizer.state_dict())})
 
     # ------------------------------------------------------------------ the schedule
 
@@ -319,14 +323,14 @@ def prepare_features(exp_dir, tr_dir, teacher_dir=None, cmvn=True, norm_vars=Fal
 
 def train_from_dirs(tr_dir, cv_dir, targets, exp_dir, preset, config, teacher=None, teacher_post=None,
                     num_pdfs=None, length_tolerance=5, max_skip_fraction=0.1, max_epochs_this_run=None,
-                    **feature_opts):
+                    device=torch.device("cpu"), **feature_opts):
     """Train a ``preset`` model on Kaldi data dirs; see steps_py/train.py for the arguments.
     The prior counts (ali_train_pdf.counts) are of all the alignments given, as train.sh's.
+    The model is initialised on the CPU (the same weights whatever ``device``) and trained on ``device``.
 
     Returns the path of final.pt, or None when stopped by ``max_epochs_this_run``.
     """
     from hdnn.kaldi.counts import counts_from_alignments, write_counts
-    from hdnn.nnet import distributed
     from hdnn.nnet.data import FrameTargets
     from hdnn.nnet.model_dir import PRIOR_COUNTS, load_feature_pipeline
     from hdnn.nnet.models import load_model, model_from_preset
@@ -356,7 +360,7 @@ def train_from_dirs(tr_dir, cv_dir, targets, exp_dir, preset, config, teacher=No
     if teacher_model is not None:
         check_model_fits(teacher_model, tr.pipeline.dim, num_pdfs, teacher, tr.feats_source)
     torch.manual_seed(config.seed)
-    model = model_from_preset(preset, tr.pipeline.dim, num_pdfs)
+    model = model_from_preset(preset, tr.pipeline.dim, num_pdfs).to(device)
     return Trainer(exp_dir, model, tr, cv, config, teacher_model).train(max_epochs_this_run)
 
 

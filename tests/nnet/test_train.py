@@ -127,13 +127,25 @@ def test_two_nodes_train_the_model_of_two_processes_on_one(toy_split, tmp_path):
     nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
                                "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-id", "hdnn-test",
                                "--rdzv-endpoint", f"127.0.0.1:{port}", "--max-restarts", "0",
-                               str(STEPS / "train.py"), *args, tr, cv, ali, tmp_path / "two"],
+                               str(STEPS / "train.py"), *args, "--use-gpu", "optional", tr, cv, ali, tmp_path / "two"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
              for rank in (0, 1)]
     outputs = [node.communicate(timeout=300)[0] for node in nodes]
     assert all(node.returncode == 0 for node in nodes), outputs[0][-2000:] + outputs[1][-2000:]
     assert (tmp_path / "two" / "final.pt").read_bytes() == (tmp_path / "one" / "final.pt").read_bytes()
     assert "rank 1 of 2" in (tmp_path / "two" / "log" / "train.rank1.log").read_text()
+    if not torch.cuda.is_available():  # --use-gpu optional trains on the CPU where there is no GPU
+        assert "training on cpu" in (tmp_path / "two" / "log" / "train.log").read_text()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_use_gpu_yes_without_a_gpu_is_one_line(toy_split, tmp_path):
+    tr, cv, ali = toy_split
+    p = run_step("train.py", *FAST, "--use-gpu", "yes", tr, cv, ali, tmp_path / "exp", check=False)
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines() == ["train.py: error: --use-gpu yes: no CUDA device is visible to torch "
+                                             "(use --use-gpu no or optional)"]
+    assert not (tmp_path / "exp" / "final.pt").exists() and not (tmp_path / "exp" / "checkpoint.pt").exists()
 
 
 def test_knowledge_distillation_from_teacher_and_stored_posteriors(teacher_dir, toy_split, tmp_path):

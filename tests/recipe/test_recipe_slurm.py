@@ -19,7 +19,8 @@ def test_the_ci_recipe_on_slurm_writes_what_run_pl_writes(kaldi, slurm_cluster, 
     recipe = make_recipe_dir(tmp_path / "slurm")
     (recipe / "cmd.sh").unlink()
     slurm_pl = f"{kaldi}/egs/wsj/s5/utils/parallel/slurm.pl --config {slurm_cluster.slurm_pl_conf}"
-    (recipe / "cmd.sh").write_text(f'export train_cmd="{slurm_pl} --mem 1G"\nexport decode_cmd="{slurm_pl} --mem 1G"\n')
+    (recipe / "cmd.sh").write_text(f'export train_cmd="{slurm_pl} --mem 1G"\nexport decode_cmd="{slurm_pl} --mem 1G"\n'
+                                   f'export cuda_cmd="{slurm_pl} --mem 2G"\n')
     run = check(run_recipe(recipe, *py_args))
     first = artifacts(py_run.dir, Path(ci_corpus).parent / "corpus")
     second = artifacts(recipe, Path(ci_corpus).parent / "corpus")
