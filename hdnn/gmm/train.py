@@ -32,6 +32,7 @@ from hdnn.kaldi.binary import read_kaldi_matrix
 from hdnn.kaldi.data_dir import DataDir, split_data, split_utts
 from hdnn.kaldi.features import splice
 from hdnn.kaldi.gmm_model import TransitionModel, write_kaldi_vector
+from hdnn.kaldi.io import MatrixReader
 from hdnn.numerics import ExactSum
 
 log = logging.getLogger(__name__)
@@ -233,8 +234,6 @@ def _job_inputs(data_dir, lang_dir, transform, context, loglikes):
     data = DataDir(data_dir)
     lang = Lang(lang_dir)
     if loglikes:
-        from hdnn.kaldi.io import MatrixReader
-
         table = MatrixReader(loglikes)
         feats = {u: table[u] for u in data.utts if u in table}
     else:
@@ -425,7 +424,14 @@ def align_si(data_dir, lang_dir, src_dir, out_dir, nj=4, beam=10.0, retry_beam=4
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     system = GmmSystem.load(src_dir)
-    data = TrainingData.load(data_dir, lang_dir, nj, feats=load_features(data_dir, src_dir))
+    # the jobs compute the model's features from their splits; here only their utterance ids count
+    scp = DataDir(data_dir).feats_scp
+    data = TrainingData.load(data_dir, lang_dir, nj, feats=MatrixReader(scp) if scp else None)
+    first = next(u for utts in data.jobs for u in utts)
+    dim = load_features(data_dir, src_dir, utts=[first])[first].shape[1]
+    if dim != system.am.dim:  # before any job starts: the same check as gmm-align-compiled's
+        raise HdnnError(f"{scp}: utterance {first} gives features of dim {dim}, {src_dir}/final.mdl takes "
+                        f"dim {system.am.dim}")
     write_num_jobs(out, data.nj)
     trainer = Trainer(data, system, out, cmd, boost_silence=boost_silence, beam=beam, retry_beam=retry_beam,
                       careful=careful, model_dir=src_dir, model="final.mdl", progress=progress)
@@ -445,8 +451,6 @@ def align_mapped(data_dir, lang_dir, model_dir, loglikes_scp, out_dir, nj=4, bea
     """align-compiled-mapped as steps/nnet/align.sh runs it: the transcripts of `data_dir`
     aligned with an nnet's pdf log-likelihoods (a scp table), the transition model and tree of
     <model_dir>; writes <out_dir>/{ali.JOB.gz,final.mdl,tree,num_jobs}."""
-    from hdnn.kaldi.io import MatrixReader
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     system = GmmSystem.load(model_dir)
