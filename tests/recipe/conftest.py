@@ -14,12 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "egs" / "ami"
 
 # Reduced settings for CI: a heavily pruned LM (a small graph), a small tree, two epochs per
-# nnet, a narrow beam and a 3-point LM-weight sweep.
+# nnet, a narrow beam, a 3-point LM-weight sweep and two points of the adaptation curve.
 SWEEP = "--min-lmwt 9 --max-lmwt 11 --word-ins-penalty 0.0"
 FAST = ["--lm-prune", "1e-5", "--num-leaves", "500", "--tot-gauss", "2000",
         "--train-opts", "--max-iters 2", "--gmm-decode-opts", "--beam 8 --max-active 1000",
         "--nnet-decode-opts", "--beam 8 --max-active 1000",
-        "--gmm-scoring-opts", SWEEP, "--nnet-scoring-opts", SWEEP]
+        "--gmm-scoring-opts", SWEEP, "--nnet-scoring-opts", SWEEP, "--adapt-curve-seconds", "10 0"]
+CURVE_POINTS = 3 * 2  # gates, lhuc, all x 10 s, all
 # The same search for latgen-faster-mapped (--backend kaldi), for comparable WERs.
 FAST_DNN_CONF = "beam=8.0\nmax_active=1000\nlattice_beam=6.0\nacwt=0.1\n"
 # A %WER line of RESULTS.md or best_wer: 1 %WER, 2 errors, 3 words, 4-6 ins/del/sub,

@@ -3,7 +3,7 @@ reruns that skip complete steps, resumption, and clear failures."""
 import hashlib
 import re
 
-from tests.recipe.conftest import FAST, WER_LINE, clone_for_decoding, make_recipe_dir, ref_words, run_recipe
+from tests.recipe.conftest import CURVE_POINTS, FAST, WER_LINE, clone_for_decoding, make_recipe_dir, ref_words, run_recipe
 
 SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "dnn_small")
 NNETS = SYSTEMS[1:]
@@ -135,8 +135,8 @@ def test_rerun_skips_complete_steps_and_changes_nothing(py_run, py_args):
     steps = {str(p.parent.relative_to(py_run.dir)) for p in py_run.dir.rglob(".done")}
     assert sorted(skipped) == sorted(steps)
     # features, lang+LM, mono, tri+graph+decodes, nnets, decodes, adaptations and their decodes,
-    # the curve's halves, unadapted point and 12 adapted points
-    assert len(steps) == 3 + 3 + 2 + 5 + 4 + 8 + 12 + 1 + 1 + 12
+    # the curve's halves, unadapted point and adapted points
+    assert len(steps) == 3 + 3 + 2 + 5 + 4 + 8 + 12 + 1 + 1 + CURVE_POINTS
     assert snapshot(py_run.dir) == before
     assert (py_run.dir / "RESULTS.md").read_text() == results
 
@@ -215,7 +215,7 @@ def test_stage_9_draws_the_data_amount_curve(py_run):
     everything = {line.split()[0] for line in (py_run.dir / "data/ihm/eval_fbank/utt2spk").open()}
     assert pool and test and not pool & test and pool | test == everything
     for update in ("gates", "lhuc", "all"):
-        for seconds in (10, 30, 60, 0):
+        for seconds in (10, 0):
             point = curve / f"eval_{update}_{seconds}"
             assert (point / "decode_test" / "scoring_kaldi" / "best_wer").is_file()
             assert {p.stem for p in (point / "spk").glob("*.pt")} <= {line.split()[0] for line in

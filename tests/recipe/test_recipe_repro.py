@@ -1,6 +1,7 @@
 """The same command, seed and commit write the same bytes: the ci recipe run a second time, in
-other processes, from its own freshly generated corpus, with another --nj and with a busy
-process on every core, against the session's first run (tests/recipe/conftest.py py_run)."""
+other processes, from its own freshly generated corpus, with another --nj, with a busy process on
+every core and its jobs on a Slurm cluster (Kaldi's slurm.pl against the one-node cluster of
+tests/slurm.py), against the session's first run through run.pl (tests/recipe/conftest.py py_run)."""
 import contextlib
 import hashlib
 import os
@@ -10,8 +11,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from tests.recipe.conftest import check, make_recipe_dir, run_recipe
+from tests.recipe.conftest import CURVE_POINTS, check, make_recipe_dir, run_recipe
 
 # Files that record how a run went rather than what it made (times, job splits, commands).
 VOLATILE = re.compile(
@@ -26,8 +28,9 @@ VOLATILE = re.compile(
 
 @contextlib.contextmanager
 def busy_cores():
-    """One busy-looping process per core while the block runs."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    """A busy-looping process on half the cores while the block runs (scheduling, not speed,
+    is what it changes)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(1, (os.cpu_count() or 2) // 2))]
     try:
         yield
     finally:
@@ -77,13 +80,40 @@ def artifacts(recipe_dir, corpus_dir):
     return out
 
 
-def test_a_second_run_with_another_nj_on_a_loaded_machine_writes_the_same_bytes(py_run, py_args, ci_corpus, tmp_path):
+def slurm_cmd_sh(request, recipe):
+    """Point the recipe's cmd.sh at Kaldi's slurm.pl and the test cluster; None where there is
+    none (the reason is printed and the run goes through run.pl)."""
+    try:
+        kaldi, cluster = request.getfixturevalue("kaldi"), request.getfixturevalue("slurm_cluster")
+    except pytest.skip.Exception as e:
+        print(f"the second run uses run.pl, not Slurm: {e}")
+        return None
+    slurm_pl = f"{kaldi}/egs/wsj/s5/utils/parallel/slurm.pl --config {cluster.slurm_pl_conf}"
+    (recipe / "cmd.sh").unlink()
+    (recipe / "cmd.sh").write_text(f'export train_cmd="{slurm_pl} --mem 1G"\nexport decode_cmd="{slurm_pl} --mem 1G"\n'
+                                   f'export cuda_cmd="{slurm_pl} --mem 2G"\n')
+    return cluster
+
+
+def completed_slurm_jobs():
+    """How many jobs (arrays of tasks: each task) Slurm's accounting holds as completed."""
+    out = subprocess.run(["sacct", "--completion", "--noheader", "--allocations", "--parsable2",
+                          "--starttime", "2000-01-01", "--format", "JobName,State"],
+                         capture_output=True, text=True, check=True).stdout
+    return sum(line.endswith("|COMPLETED") for line in out.splitlines())
+
+
+def test_a_second_run_on_slurm_with_another_nj_on_a_loaded_machine_writes_the_same_bytes(
+        request, py_run, py_args, ci_corpus, tmp_path):
     args = list(py_args)
     i = args.index("--data-root")
     del args[i:i + 2]
     recipe = make_recipe_dir(tmp_path / "again")
+    cluster = slurm_cmd_sh(request, recipe)
+    jobs_before = completed_slurm_jobs() if cluster else 0
     with busy_cores():
-        check(run_recipe(recipe, *args, "--size", "ci", "--nj", "3"))
+        run = check(run_recipe(recipe, *args, "--size", "ci", "--nj", "3"))
+    print(f"second run{' on Slurm' if cluster else ''}: {run.seconds:.0f} s (first: {py_run.seconds:.0f} s)")
     first = artifacts(py_run.dir, Path(ci_corpus).parent / "corpus")
     second = artifacts(recipe, recipe / "corpus" / "mini_ami")
     # the first run's dir is shared with other tests, which may add files (e.g. real Kaldi's
@@ -91,12 +121,18 @@ def test_a_second_run_with_another_nj_on_a_loaded_machine_writes_the_same_bytes(
     assert not set(second) - set(first), sorted(set(second) - set(first))[:8]
     assert sum(k.startswith("<corpus>") for k in second) > 10
     # four nnets, and the copies of student_kd in the three adapted systems with 8 speakers' files
-    # each, and in the 12 points of the adaptation curve with a file per eval speaker
+    # each, and in the points of the adaptation curve with a file per eval speaker
     curve_spk = len((recipe / "exp/ihm/student_adapt_curve/eval/pool/spk2utt").read_text().splitlines())
-    assert sum("final.pt" in k for k in second) == 4 + 3 + 12
-    assert sum("/spk/" in k for k in second) == 3 * 8 + 12 * curve_spk
+    assert sum("final.pt" in k for k in second) == 4 + 3 + CURVE_POINTS
+    assert sum("/spk/" in k for k in second) == 3 * 8 + CURVE_POINTS * curve_spk
     assert len(second) > 500
     differ = [k for k in second if first[k] != second[k]]
     assert not differ, f"{len(differ)} of {len(second)} artifacts differ, e.g. {differ[:8]}"
     results = [(d / "RESULTS.md").read_text().split("\n", 5)[-1] for d in (py_run.dir, recipe)]
     assert results[0] == results[1]  # all but the command line, which names the recipe dir
+    if cluster:
+        # the jobs were Slurm's: array tasks in the logs, and in its accounting (job completions)
+        logs = list((recipe / "exp" / "ihm" / "mono" / "log").glob("acc.*.log"))
+        assert logs and all("SLURM_ARRAY_TASK_ID=" in p.read_text() for p in logs)
+        assert "SLURM_JOB_ID=" in (recipe / "exp" / "ihm" / "teacher" / "log" / "train_nnet.log").read_text()
+        assert completed_slurm_jobs() - jobs_before > 100
