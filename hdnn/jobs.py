@@ -160,19 +160,21 @@ def _ended_code(path):
 
 
 def _job_error(log_file, job):
-    """The line of a job's log that reports its error: a Kaldi program's first `ERROR (...)`, else
-    the last line that names an error (else its last line of output)."""
+    """The line of a job's log that reports its error: a Python step's first `name: error: ...`
+    (under torchrun, or in a pipe whose other programs fail after it), else a Kaldi program's
+    first `ERROR (...)`, else the last line that names an error (else its last line of output)."""
     try:
         lines = [line for line in Path(log_file.replace("JOB", str(job))).read_text(errors="replace").splitlines()
                  if line.strip() and not line.startswith("#") and "KaldiFatalError" not in line]
     except OSError:
         return "no log written"
+    ours = [line for line in lines if re.match(r"[\w.-]+: error: ", line)]
     kaldi = [line for line in lines if line.startswith("ERROR (")]
-    if kaldi:
-        return kaldi[0].strip()
+    if ours or kaldi:
+        return re.sub(r"^[\w.-]+: error: ", "", (ours or kaldi)[0].strip())  # the program's name: the log says it
     for line in reversed(lines):
         if "error" in line.lower() or "Traceback" in line:
-            return re.sub(r"^[\w.-]+: error: ", "", line.strip())  # the program's name: the log says it
+            return line.strip()
     return lines[-1].strip() if lines else "no output"
 
 

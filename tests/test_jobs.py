@@ -110,6 +110,11 @@ def test_failed_job_is_named_with_its_log_and_error(tmp_path):
     with pytest.raises(HdnnError, match=r"job 1 of 1 failed: ERROR \(latgen-faster-mapped\[5\.5\]:main\(\):x\.cc:1\) "
                                         r"mismatch, matrix has 256 cols \(log: "):
         jobs.run("run.pl", 1, tmp_path / "log" / "k.JOB.log", command, progress=False)
+    # a pipe whose Python step failed first: its error, not the Kaldi program's that followed
+    command = _script(tmp_path, "import sys\nprint('forward.py: error: utt u1: NaN in features')\n"
+                                f"print({kaldi_error!r}, end='')\nsys.exit(1)\n")
+    with pytest.raises(HdnnError, match=r"job 1 of 1 failed: utt u1: NaN in features \(log: "):
+        jobs.run("run.pl", 1, tmp_path / "log" / "p.JOB.log", command, progress=False)
 
 
 def test_bad_cmd_is_one_clear_error(tmp_path):

@@ -134,15 +134,26 @@ gmm() {
 # run_job $cmd [JOB=1:N] LOG COMMAND...: a Kaldi `$cmd` line; when a job fails, one line naming the
 # failed job's log and the last error it wrote there (Kaldi's run.pl and queue.pl name the log only).
 run_job() {
-  local log= a out failed
-  for a in "$@"; do case $a in *.log) log=$a; break ;; esac; done
+  local log= ids=1 a out l failed= err
+  for a in "$@"; do
+    case $a in JOB=*:*) ids=$(seq ${a#JOB=*:}) ;; *.log) log=$a; break ;; esac
+  done
+  for a in $ids; do [ -z "$log" ] || rm -f "${log//JOB/$a}"; done  # no earlier run's log to blame
   if out=$("$@" 2>&1); then [ -z "$out" ] || echo "$out"; return 0; fi
-  failed=$(grep -l -E '^# (Ended \(code [1-9]|Finished at .* with status [1-9])' ${log//JOB/*} 2>/dev/null | head -1)
-  [ -n "$failed" ] || { echo "$0: ${out##*$'\n'}" >&2; exit 1; }
-  # Kaldi's programs say ERROR (program[version]:function()...); the Python steps "name: error: ..."
-  local err=$(grep -m1 '^ERROR (' $failed || grep -v -e '^#' -e 'KaldiFatalError' $failed |
-    grep -E -i 'error|Traceback' | tail -1 | sed -E 's/^[[:alnum:]_.-]+: error: //')
-  echo "$0: job failed: ${err:-$(tail -1 $failed)} (log: $failed)" >&2
+  for a in $ids; do  # the first job whose log ends in a failure
+    l=${log//JOB/$a}
+    if [ -n "$log" ] && grep -q -E '^# (Ended \(code [1-9]|Finished at .* with status [1-9])' "$l" 2>/dev/null; then
+      failed=$l; break
+    fi
+  done
+  # no such log (the submission failed, or the queue killed the job): the runner's own message
+  [ -n "$failed" ] || { echo "$0: $1 failed: $(printf '%s\n' "$out" | grep . | tail -1)" >&2; exit 1; }
+  # the Python steps' "name: error: ...", else Kaldi's ERROR (program[version]:...), else the last
+  # line naming an error
+  err=$(grep -m1 -E '^[[:alnum:]_.-]+: error: ' "$failed" | sed -E 's/^[[:alnum:]_.-]+: error: //') || true
+  [ -n "$err" ] || err=$(grep -m1 '^ERROR (' "$failed") || true
+  [ -n "$err" ] || err=$(grep -v -e '^#' -e 'KaldiFatalError' "$failed" | grep -E -i 'error|Traceback' | tail -1) || true
+  echo "$0: job failed: ${err:-$(tail -1 "$failed")} (log: $failed)" >&2
   exit 1
 }
 
@@ -287,11 +298,13 @@ train_nnet() {
 # run), log in DIR/log/train_nnet.log; $nnet_procs > 1 starts it under torchrun on the job's node.
 train_job() {
   local dir=$1; shift
-  local launch=(python)
+  local launch=(python) resources=(--num-threads $nnet_procs)
+  [ -n "${cuda_cmd:-}" ] || { echo "$0: cmd.sh sets no cuda_cmd (the nnet training's job command, e.g. run.pl)" >&2; exit 1; }
   if [ $nnet_procs -gt 1 ]; then
     launch=(python -m torch.distributed.run --standalone --nproc-per-node $nnet_procs)
   fi
-  run_job $cuda_cmd $dir/log/train_nnet.log "${launch[@]}" $HDNN_ROOT/steps_py/train.py "$@"
+  [ $use_gpu = no ] || resources+=(--gpu $nnet_procs)
+  run_job $cuda_cmd "${resources[@]}" $dir/log/train_nnet.log "${launch[@]}" $HDNN_ROOT/steps_py/train.py "$@"
 }
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then

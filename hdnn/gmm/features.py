@@ -370,10 +370,12 @@ def iter_cmvn_deltas(data_dir, utts=None, delta_order=2, delta_window=2, norm_va
     utt2spk = read_kaldi_map(data_dir / "utt2spk")
     delta = knf.DeltaOptions()
     delta.order, delta.window = delta_order, delta_window
-    wanted = set(utts) if utts is not None else None
-    for utt, feats in read_matrices(f"scp:{data_dir / 'feats.scp'}"):
-        if wanted is not None and utt not in wanted:
-            continue
+    if utts is None:
+        source = read_matrices(f"scp:{data_dir / 'feats.scp'}")
+    else:  # random access: a few utterances of a large table
+        table = MatrixReader(data_dir / "feats.scp")
+        source = ((u, table[u]) for u in utts if u in table)
+    for utt, feats in source:
         spk = utt2spk.get(utt)
         if spk not in cmvn:
             raise HdnnError(f"{data_dir / 'cmvn.scp'}: no statistics for speaker {spk} of utterance {utt}")

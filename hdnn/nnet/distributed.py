@@ -1,6 +1,7 @@
 """Data-parallel helpers: the device of this process and a process group from torchrun's
 environment (gloo on CPUs, NCCL on GPUs)."""
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -22,7 +23,7 @@ def select_device(use_gpu="no"):
     if not torch.cuda.is_available():
         raise HdnnError("--use-gpu yes: no CUDA device is visible to torch (use --use-gpu no or optional)")
     if local_rank >= torch.cuda.device_count():
-        raise HdnnError(f"--use-gpu yes: process {local_rank} on this node has no GPU of its own "
+        raise HdnnError(f"--use-gpu {use_gpu}: process {local_rank} on this node has no GPU of its own "
                         f"({torch.cuda.device_count()} visible; start at most that many per node)")
     # cuBLAS reproduces its results only with a fixed workspace (CUDA's reproducibility notes).
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -30,12 +31,20 @@ def select_device(use_gpu="no"):
     return torch.device("cuda", local_rank)
 
 
+# Rank 0 prepares the exp dir alone (feature set-up, global CMVN, prior counts) while the others
+# wait at a barrier: on a large corpus that outlasts NCCL's default 10-minute timeout.
+TIMEOUT = timedelta(hours=2)
+
+
 def init_from_env(device=torch.device("cpu")):
     """Join the process group when started by torchrun (WORLD_SIZE > 1), over NCCL when this
-    process trains on a GPU, else gloo; returns (rank, world size)."""
+    process trains on a GPU (bound to it), else gloo; returns (rank, world size)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            dist.init_process_group("nccl", timeout=TIMEOUT, device_id=device)
+        else:
+            dist.init_process_group("gloo", timeout=TIMEOUT)
     return rank(), world_size
 
 

@@ -123,7 +123,8 @@ def test_two_nodes_train_the_model_of_two_processes_on_one(toy_split, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # no GPU for --use-gpu optional (two ranks on one node would share GPU 0): the CPU run's bytes
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
                                "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-id", "hdnn-test",
                                "--rdzv-endpoint", f"127.0.0.1:{port}", "--max-restarts", "0",
@@ -134,8 +135,7 @@ def test_two_nodes_train_the_model_of_two_processes_on_one(toy_split, tmp_path):
     assert all(node.returncode == 0 for node in nodes), outputs[0][-2000:] + outputs[1][-2000:]
     assert (tmp_path / "two" / "final.pt").read_bytes() == (tmp_path / "one" / "final.pt").read_bytes()
     assert "rank 1 of 2" in (tmp_path / "two" / "log" / "train.rank1.log").read_text()
-    if not torch.cuda.is_available():  # --use-gpu optional trains on the CPU where there is no GPU
-        assert "training on cpu" in (tmp_path / "two" / "log" / "train.log").read_text()
+    assert "training on cpu" in (tmp_path / "two" / "log" / "train.log").read_text()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

@@ -103,6 +103,7 @@ def completed_slurm_jobs():
     return sum(line.endswith("|COMPLETED") for line in out.splitlines())
 
 
+@pytest.mark.timeout(3600)  # Kaldi's slurm.pl polls each array of jobs and waits 5 s on each new log dir
 def test_a_second_run_on_slurm_with_another_nj_on_a_loaded_machine_writes_the_same_bytes(
         request, py_run, py_args, ci_corpus, tmp_path):
     args = list(py_args)
