@@ -8,12 +8,12 @@ latgen-faster-mapped at lattice-beam 7 have tens of arcs per frame once expanded
 Usage: bench/bench_smbr.py [--seconds 3] [--frames 500] [--density 30] [--presets teacher-small,student-small]
 """
 import argparse
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench_nnet import timed  # this folder is on sys.path when a bench script runs
 from hdnn.kaldi.lattices import Lattice
 from hdnn.nnet.models import model_from_preset
 from hdnn.nnet.sequence import FrameAccuracy, LatticeBatch, smbr_loss
@@ -29,16 +29,6 @@ def sausage(rng, frames, density, num_tids):
     zero = np.zeros(frames * density)
     final = np.r_[np.full(frames, np.inf), 0.0]
     return Lattice(frames + 1, 0, src, src + 1, tid, zero.astype(np.int32), graph, zero, final, final.copy())
-
-
-def timed(step, seconds):
-    for _ in range(2):
-        step()
-    n, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        step()
-        n += 1
-    return n / elapsed
 
 
 def main():

@@ -164,9 +164,16 @@ def plot_wer_vs_params(rows, png):
     ax.set_title("WER vs model size")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    save_png(fig, png, dpi=120)
+
+
+def save_png(fig, png, dpi):
+    """Write a matplotlib figure to `png` atomically and free it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_open(png, "wb") as f:
-        fig.savefig(f, format="png", dpi=120)
+        fig.savefig(f, format="png", dpi=dpi)
     plt.close(fig)
 
 
@@ -200,10 +207,7 @@ def plot_training_curves(histories, png):
     for ax in (ax_xent, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_open(png, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, png, dpi=100)
 
 
 def adaptation_curves(exp_root, mics):
@@ -257,10 +261,7 @@ def plot_curves(curves, png):
         ax.set(xlabel="adaptation data per speaker (s)", ylabel="%WER", title=f"{mic} {s}: second halves")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_open(png, "wb") as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, png, dpi=100)
 
 
 def main(argv=None):
