@@ -51,7 +51,7 @@ KNOBS = {
     "text_mix": ("text_mix", weights), "backchannel_prob": ("backchannel_prob", float),
     "gap_mean": ("gap_mean_s", float), "gap_std": ("gap_std_s", float), "ihm_snr": ("ihm_snr_db", pair),
     "crosstalk": ("crosstalk_db", pair), "rt60": ("rt60_s", pair), "sdm_snr": ("sdm_snr_db", pair),
-    "lexicon_vocab": ("lexicon_vocab", str),
+    "lexicon_vocab": ("lexicon_vocab", str), "untranscribed": ("untranscribed", int),
 }
 
 
@@ -76,6 +76,8 @@ def get_args(argv):
     g.add_argument("--rt60", help="distant-mic room RT60 range in s, LO,HI")
     g.add_argument("--sdm-snr", help="distant-mic SNR range in dB, LO,HI")
     g.add_argument("--lexicon-vocab", help="lexicon words from the train text ('train') or all text ('all')")
+    g.add_argument("--untranscribed", help="untranscribed meetings of the training speakers, as a multiple of the "
+                                           "training meetings (default: tiny, ci, large 1; demo 4)")
     p.add_argument("corpus_dir", type=Path)
     p.add_argument("data_root", type=Path)
     return p.parse_args(argv)

@@ -5,6 +5,7 @@ setting. Then matched-pair significance tests (sclite's MAPSSWE and a paired boo
 utterances, hdnn/significance.py) for the comparisons the paper makes, parameter counts, a plot
 of WER against parameters (wer_vs_params.png) and the nnets' training curves
 (training_curves.png: cross-validation cross-entropy and frame accuracy per epoch)."""
+import re
 from pathlib import Path
 
 from hdnn.cli import get_parser, run_main, setup_logging
@@ -13,17 +14,34 @@ from hdnn.errors import atomic_open
 USAGE = """%(prog)s [options] <exp-root> <results-md>
  e.g.: %(prog)s --mics ihm,sdm1 exp RESULTS.md"""
 
-SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "dnn_small", "student_adapt_unsup",
+SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "student_kd_ihmt", "dnn_small", "student_adapt_unsup",
            "student_adapt_teacher", "student_adapt_sup", "teacher_smbr", "student_smbr", "student_ts_smbr",
            "student_gate_smbr", "student_kd_smbrt")
 SETS = ("dev", "eval")
 # (A, B): B is expected to be better, or (teacher vs student) the gap the student should close.
-COMPARISONS = (("teacher", "student_kd"), ("student_ce", "student_kd"), ("dnn_small", "student_ce"),
+COMPARISONS = (("teacher", "student_kd"), ("student_ce", "student_kd"), ("student_kd", "student_kd_ihmt"),
+               ("student_ce", "student_kd_ihmt"), ("dnn_small", "student_ce"),
                ("tri", "teacher"), ("student_kd", "student_adapt_unsup"), ("student_kd", "student_adapt_teacher"),
                ("student_kd", "student_adapt_sup"), ("teacher", "teacher_smbr"), ("student_kd", "student_smbr"),
                ("student_kd", "student_ts_smbr"), ("student_kd", "student_gate_smbr"),
                ("student_kd", "student_kd_smbrt"))
 ALPHA = 0.05
+# KD students that also trained on N times as much untranscribed audio as transcribed (stage 7)
+UNTRANSCRIBED_SYSTEM = re.compile(r"student_kd_u(\d+)x")
+
+
+def systems_of(exp_root, mic):
+    """SYSTEMS, with the untranscribed-audio KD students found in exp/<mic> after student_kd."""
+    found = sorted((int(m[1]), m[0]) for d in (Path(exp_root) / mic).glob("student_kd_u*x")
+                   if (m := UNTRANSCRIBED_SYSTEM.fullmatch(d.name)))
+    i = SYSTEMS.index("student_kd") + 1
+    return SYSTEMS[:i] + tuple(name for _, name in found) + SYSTEMS[i:]
+
+
+def comparisons_of(systems):
+    """COMPARISONS, and each untranscribed-audio student against student_kd and student_ce."""
+    extra = tuple((a, b) for b in systems if UNTRANSCRIBED_SYSTEM.fullmatch(b) for a in ("student_kd", "student_ce"))
+    return COMPARISONS[:4] + extra + COMPARISONS[4:]
 
 
 def best_wer_line(decode_dir):
@@ -85,7 +103,7 @@ def collect(exp_root, mics):
     results: dev at its best setting, eval at dev's."""
     rows = []
     for mic in mics:
-        for system in SYSTEMS:
+        for system in systems_of(exp_root, mic):
             sys_dir = Path(exp_root) / mic / system
             setting = dev_setting(sys_dir)
             if setting is None:
@@ -106,7 +124,7 @@ def significance(exp_root, rows):
            "|---|---|---|---|---:|---:|---:|---:|---|"]
     for mic in dict.fromkeys(r[0] for r in rows):
         for s in SETS:
-            for a, b in COMPARISONS:
+            for a, b in comparisons_of(systems_of(exp_root, mic)):
                 if (mic, a) not in settings or (mic, b) not in settings:
                     continue
                 dirs = [Path(exp_root) / mic / x / f"decode_{s}" for x in (a, b)]
@@ -183,7 +201,7 @@ def training_histories(exp_root, mics):
 
     out = {}
     for mic in mics:
-        for system in SYSTEMS:
+        for system in systems_of(exp_root, mic):
             ckpt = Path(exp_root) / mic / system / "checkpoint.pt"
             if ckpt.is_file():
                 state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -205,6 +223,60 @@ def plot_training_curves(histories, png):
     ax_xent.set(xlabel="epoch", ylabel="cross-entropy per frame", title="CV cross-entropy")
     ax_acc.set(xlabel="epoch", ylabel="frame accuracy (%)", title="CV frame accuracy")
     for ax in (ax_xent, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    save_png(fig, png, dpi=100)
+
+
+def untranscribed_curve(exp_root, rows):
+    """{mic: [(hours of untranscribed audio, dev %WER, eval %WER, system)]} of student_kd (0 h) and
+    the untranscribed-audio students, the hours from their training histories (frames trained on
+    per epoch beyond student_kd's), and {mic: {system: (dev, eval)}} of teacher and student_ce."""
+    import torch
+
+    def train_frames(mic, system):
+        ckpt = Path(exp_root) / mic / system / "checkpoint.pt"
+        if not ckpt.is_file():
+            return None
+        history = torch.load(ckpt, map_location="cpu", weights_only=False)["history"]
+        return next((h["train"]["frames"] for h in history if "train" in h), None)
+
+    wers = {(mic, system): tuple(wer_of(lines[s]) for s in SETS) for mic, system, _, lines, _ in rows}
+    curve, refs = {}, {}
+    for mic in dict.fromkeys(r[0] for r in rows):
+        base = train_frames(mic, "student_kd")
+        points = [(system, train_frames(mic, system)) for system in systems_of(exp_root, mic)
+                  if UNTRANSCRIBED_SYSTEM.fullmatch(system) and (mic, system) in wers]
+        if base is None or (mic, "student_kd") not in wers or not points:
+            continue
+        curve[mic] = [(0.0, *wers[mic, "student_kd"], "student_kd")] + [
+            ((frames - base) / 100 / 3600, *wers[mic, system], system) for system, frames in points if frames]
+        refs[mic] = {system: wers[mic, system] for system in ("teacher", "student_ce") if (mic, system) in wers}
+    return curve, refs
+
+
+def format_untranscribed(curve, refs):
+    out = ["| mic | system | untranscribed audio (h) | dev %WER | eval %WER |", "|---|---|---:|---:|---:|"]
+    for mic, points in curve.items():
+        out += [f"| {mic} | {system} | {hours:.2f} | {dev:.2f} | {ev:.2f} |" for hours, dev, ev, system in points]
+        out += [f"| {mic} | {system} (reference) | - | {dev:.2f} | {ev:.2f} |" for system, (dev, ev) in refs[mic].items()]
+    return "\n".join(out)
+
+
+def plot_untranscribed(curve, refs, png):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curve), figsize=(5 * len(curve), 3.6), squeeze=False)
+    for ax, (mic, points) in zip(axes[0], curve.items()):
+        hours = [h for h, *_ in points]
+        for i, (s, marker) in enumerate(zip(SETS, "os")):
+            ax.plot(hours, [p[1 + i] for p in points], marker=marker, label=f"student_kd {s}")
+            for (system, wers), style in zip(refs[mic].items(), ("--", ":")):
+                ax.axhline(wers[i], linestyle=style, color=f"C{i}", alpha=0.6, label=f"{system} {s}")
+        ax.set(xlabel="untranscribed audio labelled by the teacher (h)", ylabel="%WER", title=mic)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     save_png(fig, png, dpi=100)
@@ -304,6 +376,15 @@ def main(argv=None):
         curves = png.with_name("training_curves.png")
         plot_training_curves(histories, curves)
         parts += [f"![Training curves]({curves.name})", ""]
+    curve, refs = untranscribed_curve(args.exp_root, rows)
+    if curve:
+        png_untranscribed = png.with_name("untranscribed_curve.png")
+        plot_untranscribed(curve, refs, png_untranscribed)
+        parts += ["Distillation with untranscribed audio (stage 7): student_kd_u<N>x is student_kd trained "
+                  "also on N times as much untranscribed audio of the training speakers, labelled by the teacher "
+                  "alone (its frames cost the soft-target term only); hours from the frames each student trained "
+                  "on per epoch:", "", format_untranscribed(curve, refs), "",
+                  f"![Untranscribed audio]({png_untranscribed.name})", ""]
     curves = adaptation_curves(args.exp_root, args.mics.split(","))
     if curves:
         png_curve = png.with_name("adaptation_curve.png")

@@ -38,6 +38,10 @@ def get_args(argv=None):
     g.add_argument("--teacher-post", help="rspecifier of stored teacher posteriors (Kaldi Posterior, top-k)")
     g.add_argument("--kd-lambda", type=float, default=0.5, help="weight of the soft targets")
     g.add_argument("--kd-temperature", type=float, default=1.0, help="softmax temperature of the soft targets")
+    g.add_argument("--untranscribed", metavar="DATA",
+                   help="a data dir of untranscribed audio (features, no text) to train on with the soft targets "
+                        "alone: each of its frames costs the soft term at full weight, as if --kd-lambda were 1 "
+                        "(utterances of CV speakers are left out); needs --teacher or --teacher-post")
     g = p.add_argument_group("optimisation (nnet1's train_scheduler.sh)")
     g.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
     g.add_argument("--learn-rate", type=float, help="sgd: per frame, as nnet1 (default 0.008); adam: 0.001")
@@ -71,6 +75,8 @@ def get_args(argv=None):
         p.error(f"expected {want} arguments, got {len(args.dirs)} (see usage)")
     if args.teacher and args.teacher_post:
         p.error("give --teacher or --teacher-post, not both")
+    if args.untranscribed and not (args.teacher or args.teacher_post):
+        p.error("--untranscribed needs a teacher (--teacher or --teacher-post): its frames have soft targets only")
     if args.cv_fraction is not None and not 0.0 < args.cv_fraction < 1.0:
         raise HdnnError(f"--cv-fraction {args.cv_fraction}: must be in (0, 1)")
     return args
@@ -116,7 +122,8 @@ def _train(args, tr_dir, cv_dir, exp_dir, config, device):
     train_from_dirs(tr_dir, cv_dir, args.dirs[-2], exp_dir, args.model_preset, config,
                     teacher=args.teacher, teacher_post=args.teacher_post, num_pdfs=args.num_pdfs,
                     length_tolerance=args.length_tolerance, max_skip_fraction=args.max_skip_fraction,
-                    max_epochs_this_run=args.max_epochs_this_run, device=device, cmvn=args.apply_cmvn,
+                    max_epochs_this_run=args.max_epochs_this_run, device=device,
+                    untranscribed=args.untranscribed, cmvn=args.apply_cmvn,
                     norm_vars=args.norm_vars, splice=args.splice, global_cmvn=args.global_cmvn)
 
 

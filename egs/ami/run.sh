@@ -10,7 +10,8 @@
 #   0 corpus + data dirs     1 features (MFCC, fbank)   2 lang + LM
 #   3 mono                   4 tri + graph + GMM decode
 #   5 teacher DNN (CE)       6 student HDNN (CE) + small DNN (CE)
-#   7 student HDNN (KD)      8 nnet decoding
+#   7 student HDNN (KD), and KD students that also learn from untranscribed audio labelled by
+#     the teacher                                       8 nnet decoding
 #   9 speaker adaptation of the KD student's gates (unsupervised, teacher-labelled, supervised)
 #     and its decoding; the data-amount curve (adaptation on the first N seconds of each speaker)
 #  10 sequence training (sMBR) of the teacher and the KD student, in the teacher-student
@@ -45,7 +46,17 @@ student=student-small
 small_dnn=dnn-small
 kd_lambda=0.5
 kd_temperature=2.0
+# Stage 7: student_kd_u<N>x, student_kd also trained on N times as much untranscribed audio (the
+# corpus's untranscribed meetings: training speakers, no transcripts), labelled by the teacher alone.
+# Empty: every N of 1 2 4 that the corpus holds; "none": no such students.
+untranscribed_factors=
 train_opts=        # extra options for every steps_py/train.py run
+# Distant mics: the nnets train on the IHM tri model's alignments of the parallel headset audio and
+# decode with its tree and graph (Kaldi's AMI --use-ihm-ali; run --mic ihm to stage 4 first), and
+# student_kd_ihmt is distilled from the IHM teacher's posteriors on that headset audio.
+# false: the mic's own tri alignments and graph, no student_kd_ihmt.
+use_ihm_ali=true
+ihm_teacher_opts="--topk 20"   # forward.py's stored posteriors of the IHM teacher (at --kd-temperature)
 use_gpu=no         # steps_py/train.py --use-gpu: no | yes | optional (yes: set cuda_cmd in cmd.sh)
 nnet_procs=1       # processes per training job (> 1: torchrun, data-parallel; the effective
                    # minibatch grows with them: README.md, "Parallel jobs and clusters")
@@ -93,7 +104,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature train_opts use_gpu nnet_procs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature untranscribed_factors train_opts use_ihm_ali ihm_teacher_opts use_gpu nnet_procs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -180,6 +191,10 @@ data=data/$mic
 exp=exp/$mic
 sets="train dev eval"
 graph=$exp/tri/graph
+# the nnets' targets and transition model, and their decoding graph (see use_ihm_ali)
+nnet_ali=$exp/tri_ali nnet_graph=$graph
+case $use_ihm_ali in true|false) ;; *) echo "$0: --use-ihm-ali $use_ihm_ali: true or false" >&2; exit 1 ;; esac
+if [ $mic != ihm ] && [ $use_ihm_ali = true ]; then nnet_ali=$exp/tri_ali_ihmdata nnet_graph=exp/ihm/tri/graph; fi
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: corpus and data dirs ($corpus)"
@@ -203,12 +218,39 @@ features() {
   local s=$1
   gmm make_mfcc --nj $nj --cmd "$train_cmd" --mfcc-config conf/mfcc.conf $data/$s $exp/make_mfcc/$s mfcc/$mic
   gmm compute_cmvn_stats $data/$s $exp/make_mfcc/$s mfcc/$mic
+  fbank_features $s
+}
+
+# fbank_features SET: fbank + CMVN (nnet) in data/<mic>/SET_fbank (a set without text too).
+fbank_features() {
+  local s=$1 f
   rm -rf $data/${s}_fbank
   mkdir -p $data/${s}_fbank
-  cp $data/$s/{wav.scp,text,utt2spk,spk2utt} $data/${s}_fbank/
-  [ -f $data/$s/segments ] && cp $data/$s/segments $data/${s}_fbank/
+  for f in wav.scp text utt2spk spk2utt segments; do [ ! -f $data/$s/$f ] || cp $data/$s/$f $data/${s}_fbank/; done
   gmm make_fbank --nj $nj --cmd "$train_cmd" --fbank-config conf/fbank.conf $data/${s}_fbank $exp/make_fbank/$s fbank/$mic
   gmm compute_cmvn_stats $data/${s}_fbank $exp/make_fbank/$s fbank/$mic
+}
+
+# meetings DATA: the meeting ids of a data dir's segments (AMI_<meeting>_<channel> recordings), sorted.
+meetings() { cut -d' ' -f2 $1/segments | awk -F_ '{print $2}' | sort -u; }
+
+# set_factors: $factors, the N of the student_kd_u<N>x students (see the configuration section).
+set_factors() {
+  factors=
+  if [ "$untranscribed_factors" = none ]; then return; fi
+  local d=$data/untranscribed have want f
+  if [ ! -f $d/segments ]; then
+    [ -z "$untranscribed_factors" ] || { echo "$0: --untranscribed-factors: $d holds no untranscribed audio" >&2; exit 1; }
+    return
+  fi
+  have=$(meetings $d | wc -l) want=$(meetings $data/train | wc -l)
+  for f in ${untranscribed_factors:-1 2 4}; do
+    if [ $((f * want)) -le $have ]; then factors="$factors $f"
+    elif [ -n "$untranscribed_factors" ]; then
+      echo "$0: --untranscribed-factors $f: $d holds $have meetings, not $f x $want (the training meetings)" >&2
+      exit 1
+    fi
+  done
 }
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
@@ -217,6 +259,10 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     need $data/$s/wav.scp 0
     deps="$data/$s conf/mfcc.conf conf/fbank.conf" step $exp/make_feats/$s features $s
   done
+  set_factors
+  if [ -n "$factors" ]; then
+    deps="$data/untranscribed conf/fbank.conf" step $exp/make_feats/untranscribed fbank_features untranscribed
+  fi
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
@@ -258,7 +304,7 @@ dev_dep() { if [ $2 != dev ]; then echo $1/decode_dev/scoring_kaldi/best_wer; fi
 
 # nnet_dep SYSTEM SET: the files a nnet system's decoding of SET reads.
 nnet_dep() {
-  echo "$exp/$1/final.pt $exp/$1/spk $graph $exp/tri_ali/final.mdl $data/${2}_fbank $(dev_dep $exp/$1 $2)"
+  echo "$exp/$1/final.pt $exp/$1/spk $nnet_graph $nnet_ali/final.mdl $data/${2}_fbank $(dev_dep $exp/$1 $2)"
 }
 
 # decode_gmm SET: decode and score a set with the tri GMM.
@@ -288,10 +334,10 @@ fi
 # train_nnet DIR ARGS: one steps_py/train.py run on the fbank features and tri alignments.
 train_nnet() {
   local dir=$1; shift
-  need $exp/tri_ali/.done 4
+  need $nnet_ali/.done $([ $nnet_ali = $exp/tri_ali ] && echo 4 || echo 5)
   need $exp/make_feats/train/.done 1
   step $dir train_job $dir --cv-fraction 0.1 --seed $seed --use-gpu $use_gpu $train_opts "$@" \
-    $data/train_fbank $exp/tri_ali $dir
+    $data/train_fbank $nnet_ali $dir
 }
 
 # train_job DIR ARGS: steps_py/train.py ARGS as one job through $cuda_cmd (as nnet1's train.sh is
@@ -307,7 +353,35 @@ train_job() {
   run_job $cuda_cmd "${resources[@]}" $dir/log/train_nnet.log "${launch[@]}" $HDNN_ROOT/steps_py/train.py "$@"
 }
 
+# spk_opts NNET-DIR: forward.py's options for a speaker-adapted system (stage 9).
+spk_opts() { if [ -d $1/spk ]; then echo "--spk-params $1/spk"; fi; }
+
+# forward_jobs CMD NNET-DIR DATA DIR [NAME [OPTS...]]: the nnet's log-likelihoods of DATA (or what
+# forward.py OPTS make) in $nj jobs through CMD (one per split of DATA, as nnet-forward in
+# steps/nnet/decode.sh), gathered in DIR/NAME.scp (NAME: loglikes).
+forward_jobs() {
+  local cmd=$1 nnet=$2 d=$3 dir=$4 name=${5:-loglikes}
+  gmm split_data $d $nj
+  run_job $cmd JOB=1:$nj $dir/log/forward.JOB.log python $HDNN_ROOT/steps_py/forward.py $(spk_opts $nnet) "${@:6}" \
+    $d/split$nj/JOB $nnet ark,scp:$dir/$name.JOB.ark,$dir/$name.JOB.scp
+  for j in $(seq $nj); do cat $dir/$name.$j.scp; done > $dir/$name.scp
+}
+
+# ihm_alignments: $nnet_ali, the IHM tri model's alignments of the headset audio parallel to this
+# mic's training set, under this mic's utterance ids (use_ihm_ali).
+ihm_alignments() {
+  local d
+  for d in train train_fbank; do local/prepare_parallel_data.sh data/ihm/$d $data/$d $data/${d/train/train_ihmdata}; done
+  gmm align_si --nj $nj --cmd "$train_cmd" $data/train_ihmdata data/lang exp/ihm/tri $nnet_ali
+}
+
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  if [ $nnet_ali != $exp/tri_ali ]; then
+    log "Stage 5: the nnets' targets: the IHM tri model's alignments of the parallel headset audio"
+    need exp/ihm/tri_ali/.done "4 --mic ihm"
+    need $exp/make_feats/train/.done 1
+    deps="data/ihm/train data/ihm/train_fbank $data/train exp/ihm/tri exp/ihm/tri_ali" step $nnet_ali ihm_alignments
+  fi
   log "Stage 5: teacher DNN ($teacher), cross-entropy"
   train_nnet $exp/teacher --model-preset $teacher
 fi
@@ -318,28 +392,42 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   train_nnet $exp/dnn_small --model-preset $small_dnn
 fi
 
+# untranscribed_subset N DIR: the first N x (training meetings) untranscribed meetings, in the order of
+# their ids (every team in turn), with their own speaker CMVN.
+untranscribed_subset() {
+  local n=$(( $1 * $(meetings $data/train | wc -l) )) dir=$2 src=$data/untranscribed_fbank
+  meetings $src | head -n $n > $dir.meetings
+  awk 'NR == FNR {keep[$1]; next} {split($2, r, "_"); if (r[2] in keep) print $1}' $dir.meetings $src/segments \
+    > $dir.utts
+  gmm subset_data_dir --utt-list $dir.utts $src $dir
+  rm -f $dir/cmvn.scp $dir.meetings $dir.utts
+  gmm compute_cmvn_stats $dir $exp/make_fbank/untranscribed_$1x fbank/$mic
+}
+
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: student HDNN ($student), knowledge distillation from the teacher"
   need $exp/teacher/.done 5
   train_nnet $exp/student_kd --model-preset $student --teacher $exp/teacher/final.pt \
     --kd-lambda $kd_lambda --kd-temperature $kd_temperature
+  if [ $nnet_ali != $exp/tri_ali ]; then
+    need exp/ihm/teacher/.done "5 --mic ihm"
+    deps="exp/ihm/teacher/final.pt $data/train_ihmdata_fbank" settings="$ihm_teacher_opts $kd_temperature" \
+      step $exp/ihm_teacher_post forward_jobs "$decode_cmd" exp/ihm/teacher $data/train_ihmdata_fbank $exp/ihm_teacher_post \
+        post --output posteriors --temperature $kd_temperature $ihm_teacher_opts
+    train_nnet $exp/student_kd_ihmt --model-preset $student --teacher-post scp:$exp/ihm_teacher_post/post.scp \
+      --kd-lambda $kd_lambda --kd-temperature $kd_temperature
+  fi
+  set_factors
+  for f in $factors; do
+    need $exp/make_feats/untranscribed/.done 1
+    deps="$data/untranscribed_fbank" step $data/untranscribed_${f}x_fbank untranscribed_subset $f $data/untranscribed_${f}x_fbank
+    train_nnet $exp/student_kd_u${f}x --model-preset $student --teacher $exp/teacher/final.pt \
+      --kd-lambda $kd_lambda --kd-temperature $kd_temperature --untranscribed $data/untranscribed_${f}x_fbank
+  done
 fi
 
-# spk_opts NNET-DIR: forward.py's options for a speaker-adapted system (stage 9).
-spk_opts() { if [ -d $1/spk ]; then echo "--spk-params $1/spk"; fi; }
-
-# forward_jobs CMD NNET-DIR DATA DIR: the nnet's log-likelihoods of DATA in $nj jobs through CMD (one
-# per split of DATA, as nnet-forward in steps/nnet/decode.sh), gathered in DIR/loglikes.scp.
-forward_jobs() {
-  local cmd=$1 nnet=$2 d=$3 dir=$4
-  gmm split_data $d $nj
-  run_job $cmd JOB=1:$nj $dir/log/forward.JOB.log python $HDNN_ROOT/steps_py/forward.py $(spk_opts $nnet) \
-    $d/split$nj/JOB $nnet ark,scp:$dir/loglikes.JOB.ark,$dir/loglikes.JOB.scp
-  for j in $(seq $nj); do cat $dir/loglikes.$j.scp; done > $dir/loglikes.scp
-}
-
 # decode_nnet SYSTEM SET: log-likelihoods (log-posteriors - log-priors) of an nnet, decoded
-# with the tri graph and the transition model of tri_ali, then scored.
+# with the tri graph and the transition model of tri_ali ($nnet_graph and $nnet_ali), then scored.
 decode_nnet() {
   local opts=""
   [ $backend = kaldi ] || opts=$(sweep_opts $exp/$1 $2 "$nnet_scoring_opts")
@@ -359,20 +447,23 @@ decode_data() {
     run_job $decode_cmd JOB=1:$nj $dir/log/decode.JOB.log set -o pipefail \; \
       python $HDNN_ROOT/steps_py/forward.py $(spk_opts $nnet) $fbank/split$nj/JOB $nnet ark:- \| \
       latgen-faster-mapped --beam=$beam --max-active=$max_active --lattice-beam=$lattice_beam \
-        --acoustic-scale=$acwt --allow-partial=true --word-symbol-table=$graph/words.txt \
-        $exp/tri_ali/final.mdl $graph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
-    local/score.sh --cmd "$decode_cmd" $nnet_scoring_opts $fbank $graph $dir
+        --acoustic-scale=$acwt --allow-partial=true --word-symbol-table=$nnet_graph/words.txt \
+        $nnet_ali/final.mdl $nnet_graph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
+    local/score.sh --cmd "$decode_cmd" $nnet_scoring_opts $fbank $nnet_graph $dir
   else
     forward_jobs "$decode_cmd" $nnet $fbank $dir
-    py decode_mapped --nj $nj --cmd "$decode_cmd" $nnet_decode_opts $opts $graph $fbank $exp/tri_ali scp:$dir/loglikes.scp $dir
+    py decode_mapped --nj $nj --cmd "$decode_cmd" $nnet_decode_opts $opts $nnet_graph $fbank $nnet_ali scp:$dir/loglikes.scp $dir
     rm -f $dir/loglikes.*
   fi
 }
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log "Stage 8: nnet decoding ($nnet_systems)"
-  need $graph/.done 4
-  for sys in $nnet_systems; do
+  set_factors
+  systems="$nnet_systems$([ $nnet_ali = $exp/tri_ali ] || echo ' student_kd_ihmt')"
+  systems="$systems$(for f in $factors; do printf ' student_kd_u%sx' $f; done)"
+  log "Stage 8: nnet decoding ($systems)"
+  need $nnet_graph/.done "$([ $nnet_graph = $graph ] && echo 4 || echo '4 --mic ihm')"
+  for sys in $systems; do
     case $sys in teacher) from=5 ;; student_ce|dnn_small) from=6 ;; *) from=7 ;; esac
     need $exp/$sys/.done $from
     for s in dev eval; do
@@ -383,13 +474,13 @@ fi
 
 
 # align_nnet SYSTEM DATA ALI-DIR: DATA's transcripts aligned with the nnet SYSTEM as
-# steps/nnet/align.sh does (align-compiled-mapped on its log-likelihoods, tri_ali's final.mdl).
+# steps/nnet/align.sh does (align-compiled-mapped on its log-likelihoods, $nnet_ali's final.mdl).
 align_nnet() {
   local nnet=$exp/$1 d=$2 dir=$3
   mkdir -p $dir/log
   if [ $backend = kaldi ]; then
     utils/split_data.sh $d $nj
-    cp $exp/tri_ali/final.mdl $exp/tri_ali/tree $dir/
+    cp $nnet_ali/final.mdl $nnet_ali/tree $dir/
     echo $nj > $dir/num_jobs
     run_job $train_cmd JOB=1:$nj $dir/log/align.JOB.log set -o pipefail \; \
       compile-train-graphs --read-disambig-syms=data/lang/phones/disambig.int $dir/tree $dir/final.mdl \
@@ -399,7 +490,7 @@ align_nnet() {
         "ark:python $HDNN_ROOT/steps_py/forward.py $d/split$nj/JOB $nnet ark:- |" "ark:|gzip -c > $dir/ali.JOB.gz"
   else
     forward_jobs "$train_cmd" $nnet $d $dir
-    py align_mapped --nj $nj --cmd "$train_cmd" $d data/lang $exp/tri_ali scp:$dir/loglikes.scp $dir
+    py align_mapped --nj $nj --cmd "$train_cmd" $d data/lang $nnet_ali scp:$dir/loglikes.scp $dir
     rm -f $dir/loglikes.*
   fi
 }
@@ -477,7 +568,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
     deps=$data/${s}_fbank step $exp/student_adapt_curve/$s curve_data $s $exp/student_adapt_curve/$s
     for point in none_0 $(for u in $adapt_curve_updates; do for n in $adapt_curve_seconds; do echo ${u}_$n; done; done); do
       deps="$exp/student_kd/final.pt $exp/student_kd/decode_dev/scoring_kaldi/best_wer $exp/student_adapt_curve/$s
-            $exp/student_adapt_unsup/ali_$s $graph $exp/tri_ali/final.mdl" settings="$adapt_ali_opts $nnet_decode_opts" \
+            $exp/student_adapt_unsup/ali_$s $nnet_graph $nnet_ali/final.mdl" settings="$adapt_ali_opts $nnet_decode_opts" \
         step $exp/student_adapt_curve/${s}_$point curve_point $s ${point%_*} ${point##*_}
     done
   done
@@ -491,7 +582,7 @@ den_graph() {
   utils/sym2int.pl --map-oov $oov -f 2- data/lang/words.txt < $data/train/text \
     | awk '{for (n = 2; n <= NF; n++) printf("%s ", $n); printf("\n")}' | utils/make_unigram_grammar.pl \
     | fstcompile | fstarcsort --sort_type=ilabel > $dir/lang/G.fst
-  utils/mkgraph.sh $dir/lang $exp/tri $dir
+  utils/mkgraph.sh $dir/lang $nnet_ali $dir
 }
 
 # make_denlats SYSTEM DIR: the training set decoded by nnet SYSTEM with the unigram graph into
@@ -504,7 +595,7 @@ make_denlats() {
   run_job $decode_cmd JOB=1:$nj $dir/log/decode_den.JOB.log set -o pipefail \; \
     python $HDNN_ROOT/steps_py/forward.py $d/split$nj/JOB $nnet ark:- \| \
     latgen-faster-mapped $denlat_opts --acoustic-scale=0.1 --word-symbol-table=$exp/dengraph/words.txt \
-      $exp/tri_ali/final.mdl $exp/dengraph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
+      $nnet_ali/final.mdl $exp/dengraph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
 }
 
 # smbr SYSTEM: train a stage-10 system from its source nnet's alignments and lattices.
@@ -523,8 +614,8 @@ smbr() {
     *) echo "$0: unknown sMBR system $1 (teacher_smbr|student_smbr|student_ts_smbr|student_gate_smbr|student_kd_smbrt)" >&2
        exit 1 ;;
   esac
-  deps="$exp/$src/final.pt $exp/tri_ali/final.mdl data/lang" step $exp/${src}_ali align_nnet $src $data/train_fbank $exp/${src}_ali
-  deps="$exp/$src/final.pt $exp/dengraph $exp/tri_ali/final.mdl $data/train_fbank" settings="$denlat_opts" \
+  deps="$exp/$src/final.pt $nnet_ali/final.mdl data/lang" step $exp/${src}_ali align_nnet $src $data/train_fbank $exp/${src}_ali
+  deps="$exp/$src/final.pt $exp/dengraph $nnet_ali/final.mdl $data/train_fbank" settings="$denlat_opts" \
     step $exp/${src}_denlats make_denlats $src $exp/${src}_denlats
   step $exp/$1 py train_smbr $opts $data/train_fbank data/lang $exp/$src $exp/${src}_ali $exp/${src}_denlats $exp/$1
 }
@@ -534,7 +625,7 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     log "Stage 10: sequence training (sMBR): $smbr_systems"
     need $exp/student_kd/.done 7
     need $exp/teacher/.done 5
-    deps="data/lang $data/train/text $exp/tri" step $exp/dengraph den_graph $exp/dengraph
+    deps="data/lang $data/train/text $nnet_ali" step $exp/dengraph den_graph $exp/dengraph
     for sys in $smbr_systems; do
       smbr $sys
       for s in dev eval; do

@@ -21,11 +21,17 @@ class FrameTargets:
     As nnet1 does, utterances without targets are skipped and counted, a length mismatch of up
     to ``length_tolerance`` frames is trimmed, and longer mismatches are skipped and counted;
     when more than ``max_skip_fraction`` of the utterances are skipped it is an error.
+
+    ``targets=None``: untranscribed utterances; every frame's hard target is UNLABELLED (-1), so
+    only soft targets (stored, or a teacher's run on the fly) can train on them.
     """
 
     def __init__(self, pipeline, utts, targets, targets_source, soft_targets=None, soft_source=None,
                  length_tolerance=5, max_skip_fraction=0.1, feats_source="features"):
         self.pipeline = pipeline
+        self.unlabelled = targets is None
+        if self.unlabelled:
+            targets = _UnlabelledTargets(pipeline.data.path / "utt2num_frames", utts)
         self.targets, self.targets_source = targets, targets_source
         self.soft_targets, self.soft_source = soft_targets, soft_source
         self.length_tolerance, self.max_skip_fraction = length_tolerance, max_skip_fraction
@@ -36,7 +42,8 @@ class FrameTargets:
         missing = [u for u in utts if u not in targets or (soft_targets is not None and u not in soft_targets)]
         missing_set = set(missing)
         self.utts = [u for u in utts if u not in missing_set]
-        logging.info("%s: %d utterances, %d with targets", feats_source, len(utts), len(self.utts))
+        logging.info("%s: %d utterances, %d with targets%s", feats_source, len(utts), len(self.utts),
+                     " (untranscribed: soft targets only)" if self.unlabelled else "")
         self.skipped = {"no targets": len(missing)}
         if missing:
             source = targets_source if missing[0] not in targets else soft_source
@@ -52,10 +59,14 @@ class FrameTargets:
             raise HdnnError(f"{self.feats_source}: {skipped} of {self.num_total} utterances skipped, more than "
                             f"{self.max_skip_fraction:.0%} (e.g. {example})")
 
+    def num_frames(self, utt):
+        """The number of frames of ``utt`` as its targets say (for progress bars)."""
+        return len(self.targets[utt])
+
     def load(self, utt):
         """The tuple of per-frame arrays of ``utt``, or None when it is skipped."""
         feats = self.pipeline(utt)
-        items = [self.targets[utt]]
+        items = [np.full(len(feats), UNLABELLED, np.int32) if self.unlabelled else self.targets[utt]]
         if self.soft_targets is not None:
             items.extend(self.soft_targets[utt])
         num_frames = min(len(feats), *(len(a) for a in items))
@@ -71,6 +82,42 @@ class FrameTargets:
                 self._check_skips(example)
             return None
         return tuple(a[:num_frames] for a in (feats, *items))
+
+
+UNLABELLED = -1  # the hard target of a frame without a transcript (untranscribed audio)
+
+
+class _UnlabelledTargets(dict):
+    """utt -> a placeholder of the utterance's length (utt2num_frames; 0 where unknown)."""
+
+    def __init__(self, utt2num_frames, utts):
+        from hdnn.kaldi.data_dir import read_kaldi_map
+
+        counts = read_kaldi_map(utt2num_frames) if utt2num_frames.exists() else {}
+        super().__init__((u, range(int(counts.get(u, 0)))) for u in utts)
+
+
+class ConcatFrames:
+    """Several FrameTargets trained on as one set (e.g. transcribed and untranscribed data)."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self.owner = {}
+        for part in parts:
+            for u in part.utts:
+                if u in self.owner:
+                    raise HdnnError(f"utterance {u} is in both {self.owner[u].feats_source} and {part.feats_source}")
+                self.owner[u] = part
+        self.utts = [u for part in parts for u in part.utts]
+        self.feats_source = " + ".join(part.feats_source for part in parts)
+        self.soft_targets = parts[0].soft_targets
+        self.pipeline = parts[0].pipeline
+
+    def num_frames(self, utt):
+        return self.owner[utt].num_frames(utt)
+
+    def load(self, utt):
+        return self.owner[utt].load(utt)
 
 
 def frame_minibatches(load, utts, minibatch_size, randomizer_size=32768, rng=None):

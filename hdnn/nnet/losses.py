@@ -48,14 +48,37 @@ def kd_loss(student_logits, targets, teacher_logits=None, teacher_posteriors=Non
     precomputed ``teacher_posteriors`` (dense (N, P) or sparse (ids, weights), see
     ``soft_cross_entropy``), which are used as given: store them at the training temperature.
     With lam = 1 the hard targets are not used and may be None.
+
+    Frames whose hard target is negative (untranscribed audio: hdnn.nnet.data.UNLABELLED) have only the soft
+    targets, and their loss is the soft term alone, at full weight (as if lam were 1 for them):
+    the teacher's distribution is the whole of what is known of such a frame. The mean is over
+    all frames, transcribed or not.
     """
     if (teacher_logits is None) == (teacher_posteriors is None):
         raise ValueError("kd_loss needs exactly one of teacher_logits and teacher_posteriors")
     if teacher_posteriors is None:
         with torch.no_grad():
             teacher_posteriors = F.softmax(teacher_logits.float() / temperature, dim=-1)
+    if lam < 1.0 and bool((targets < 0).any()):
+        return _kd_loss_some_unlabelled(student_logits, targets, teacher_posteriors, lam, temperature)
     soft = (soft_cross_entropy(student_logits, teacher_posteriors, temperature)
             - entropy(teacher_posteriors)) * temperature ** 2
     if lam >= 1.0:
         return soft
     return (1 - lam) * cross_entropy(student_logits, targets) + lam * soft
+
+
+def _kd_loss_some_unlabelled(student_logits, targets, teacher_posteriors, lam, temperature):
+    """kd_loss, frame by frame, when some frames have no hard target (see kd_loss)."""
+    log_q = F.log_softmax(student_logits / temperature, dim=-1)
+    if isinstance(teacher_posteriors, (tuple, list)):
+        ids, weights = teacher_posteriors
+        cross = -(weights * log_q.gather(1, ids)).sum(1)
+    else:
+        weights = teacher_posteriors
+        cross = -(weights * log_q).sum(1)
+    soft = (cross + torch.special.xlogy(weights, weights).sum(1)) * temperature ** 2
+    labelled = targets >= 0
+    hard = F.cross_entropy(student_logits, targets.clamp(min=0), reduction="none")
+    frame = torch.where(labelled, (1 - lam) * hard + lam * soft, soft)
+    return frame.mean()

@@ -143,10 +143,10 @@ class Trainer:
         utts = data.utts[self.rank::self.world_size]
         batches = frame_minibatches(data.load, utts, self.config.minibatch_size,
                                     self.config.randomizer_size, rng)
-        sums = torch.zeros(4, dtype=torch.float64)  # objective, xent, correct, frames
+        sums = torch.zeros(5, dtype=torch.float64)  # objective, xent, correct, frames, frames with targets
         self.model.train(train)
         desc = f"epoch {epoch} {'train' if train else 'cv'}"
-        total = sum(len(data.targets[u]) for u in utts)
+        total = sum(data.num_frames(u) for u in utts)
         with tqdm(total=total, desc=desc, unit="frame", disable=None if self.rank == 0 else True,
                   leave=False) as bar, self._join(train):
             for i, arrays in enumerate(batches):
@@ -164,15 +164,24 @@ class Trainer:
                     self.optimizer.step()
                 n = len(batch[0])
                 with torch.no_grad():
-                    xent = loss if not self.kd else cross_entropy(logits, batch[1])
+                    labelled = batch[1] >= 0  # untranscribed frames have no hard target
+                    n_labelled = int(labelled.sum())
+                    if not self.kd:
+                        xent = loss
+                    elif n_labelled == n:
+                        xent = cross_entropy(logits, batch[1])
+                    else:
+                        xent = cross_entropy(logits[labelled], batch[1][labelled]) if n_labelled else loss * 0
                     correct = (logits.argmax(1) == batch[1]).sum()
-                sums += torch.tensor([loss.item() * n, xent.item() * n, correct.item(), n], dtype=torch.float64)
+                sums += torch.tensor([loss.item() * n, xent.item() * n_labelled, correct.item(), n, n_labelled],
+                                     dtype=torch.float64)
                 bar.update(n)
         distributed.all_reduce_sum(sums)
         if sums[3] == 0:
             raise HdnnError(f"{data.feats_source}: no frames to {'train on' if train else 'cross-validate'}")
-        return EpochStats(loss=(sums[0] / sums[3]).item(), xent=(sums[1] / sums[3]).item(),
-                          accuracy=(sums[2] / sums[3]).item(), frames=int(sums[3]))
+        labelled = max(sums[4].item(), 1.0)
+        return EpochStats(loss=(sums[0] / sums[3]).item(), xent=sums[1].item() / labelled,
+                          accuracy=sums[2].item() / labelled, frames=int(sums[3]))
 
     def _join(self, train):
         """DDP's Join: ranks with fewer minibatches keep the others' all-reduces going."""
@@ -323,20 +332,25 @@ def prepare_features(exp_dir, tr_dir, teacher_dir=None, cmvn=True, norm_vars=Fal
 
 def train_from_dirs(tr_dir, cv_dir, targets, exp_dir, preset, config, teacher=None, teacher_post=None,
                     num_pdfs=None, length_tolerance=5, max_skip_fraction=0.1, max_epochs_this_run=None,
-                    device=torch.device("cpu"), **feature_opts):
+                    device=torch.device("cpu"), untranscribed=None, **feature_opts):
     """Train a ``preset`` model on Kaldi data dirs; see steps_py/train.py for the arguments.
     The prior counts (ali_train_pdf.counts) are of all the alignments given, as train.sh's.
     The model is initialised on the CPU (the same weights whatever ``device``) and trained on ``device``.
+    ``untranscribed``: a data dir (features, no text needed) trained on with the teacher's soft
+    targets alone (``hdnn.nnet.losses.kd_loss``), beside ``tr_dir``; its utterances of speakers
+    held out for CV are left out, so that CV stays unseen.
 
     Returns the path of final.pt, or None when stopped by ``max_epochs_this_run``.
     """
     from hdnn.kaldi.counts import counts_from_alignments, write_counts
-    from hdnn.nnet.data import FrameTargets
+    from hdnn.nnet.data import ConcatFrames, FrameTargets
     from hdnn.nnet.model_dir import PRIOR_COUNTS, load_feature_pipeline
     from hdnn.nnet.models import load_model, model_from_preset
 
     exp_dir = Path(exp_dir)
     check_train_config(config)
+    if untranscribed and not (teacher or teacher_post):
+        raise HdnnError(f"{untranscribed}: untranscribed data needs a teacher (--teacher or --teacher-post)")
     targets_spec = targets
     from hdnn.kaldi.alignments import read_targets
 
@@ -345,18 +359,24 @@ def train_from_dirs(tr_dir, cv_dir, targets, exp_dir, preset, config, teacher=No
     if distributed.is_main():
         claim_exp_dir(exp_dir, tr_dir, cv_dir, targets_spec, teacher, teacher_post, config,
                       dict(preset=preset, num_pdfs=num_pdfs, length_tolerance=length_tolerance,
-                           max_skip_fraction=max_skip_fraction, **feature_opts))
+                           max_skip_fraction=max_skip_fraction, **feature_opts), untranscribed)
         prepare_features(exp_dir, tr_dir, Path(teacher).parent if teacher else None, **feature_opts)
         write_counts(exp_dir / PRIOR_COUNTS, counts_from_alignments(targets.items(), num_pdfs))
     distributed.barrier()
     soft = read_soft_targets(teacher_post, num_pdfs) if teacher_post else None
 
-    def frame_targets(data_dir):
+    def frame_targets(data_dir, hard=targets, skip_speakers=()):
         pipeline = load_feature_pipeline(exp_dir, data_dir)
-        return FrameTargets(pipeline, pipeline.utts, targets, targets_source, soft, teacher_post,
+        utts = [u for u in pipeline.utts if pipeline.data.utt2spk[u] not in skip_speakers]
+        if len(utts) < len(pipeline.utts):
+            logging.info("%s: %d of %d utterances are of CV speakers: left out", data_dir,
+                         len(pipeline.utts) - len(utts), len(pipeline.utts))
+        return FrameTargets(pipeline, utts, hard, targets_source, soft, teacher_post,
                             length_tolerance, max_skip_fraction, feats_source=str(pipeline.data.feats_scp))
 
     tr, cv = frame_targets(tr_dir), frame_targets(cv_dir)
+    if untranscribed:
+        tr = ConcatFrames([tr, frame_targets(untranscribed, None, set(cv.pipeline.data.spk2utt))])
     if teacher_model is not None:
         check_model_fits(teacher_model, tr.pipeline.dim, num_pdfs, teacher, tr.feats_source)
     torch.manual_seed(config.seed)
@@ -370,7 +390,7 @@ TRAINED_FILES = ("checkpoint.pt", "final.pt", "curves.png", "ali_train_pdf.count
                  "global_cmvn.npz", "final.feature_transform")
 
 
-def claim_exp_dir(exp_dir, tr_dir, cv_dir, targets, teacher, teacher_post, config, options):
+def claim_exp_dir(exp_dir, tr_dir, cv_dir, targets, teacher, teacher_post, config, options, untranscribed=None):
     """Keep an exp dir's earlier training (checkpoint, feature set-up, final.pt) only when it was
     made from the same data, targets, teacher and options (<exp-dir>/.stamp); else remove it, so
     that the run starts again and names what changed in its log."""
@@ -382,7 +402,8 @@ def claim_exp_dir(exp_dir, tr_dir, cv_dir, targets, teacher, teacher_post, confi
     stamp = make_stamp({"training data": data_dir_inputs(tr_dir, text=False),
                         "cross-validation data": data_dir_inputs(cv_dir, text=False),
                         "targets": alignment_files(targets), "teacher": [teacher] if teacher else [],
-                        "teacher posteriors": rspecifier_files(teacher_post) if teacher_post else []},
+                        "teacher posteriors": rspecifier_files(teacher_post) if teacher_post else [],
+                        **({"untranscribed data": data_dir_inputs(untranscribed, text=False)} if untranscribed else {})},
                        {**train_options, **options}, exclude=[exp_dir / "nnet", exp_dir / "log"])
     marker = exp_dir / ".stamp"
     if claim(marker, stamp, str(exp_dir), earlier=any((exp_dir / name).exists() for name in TRAINED_FILES)):

@@ -15,6 +15,10 @@ SIZES = {
     "large": ((80, 16, 16), (80, 6, 6), 200),  # ~5 h
 }
 
+# untranscribed meetings, as a multiple of the training meetings (training speakers, training-pool
+# text, no transcript in the data dir): audio for teacher-student training
+UNTRANSCRIBED = {"tiny": 1, "ci": 1, "demo": 4, "large": 1}
+
 DEFAULT_HOLDOUT = ("espeak:en-029+*", "espeak:en-gb-x-gbcwmd+*", "espeak:*+m7", "espeak:*+f4", "flite:awb",
                    "flite:rms")
 
@@ -43,6 +47,8 @@ class CorpusConfig:
     sdm_snr_db: tuple = (5.0, 20.0)
     # lexicon words: those of the training text ("train") or of all splits ("all")
     lexicon_vocab: str = "train"
+    # untranscribed meetings per training meeting (None: the size's UNTRANSCRIBED)
+    untranscribed: int = None
 
     def __post_init__(self):
         if self.size not in SIZES:
@@ -54,6 +60,10 @@ class CorpusConfig:
             setattr(self, name, (float(lo), float(hi)))
         if self.lexicon_vocab not in ("train", "all"):
             raise HdnnError(f"lexicon_vocab must be train or all, not {self.lexicon_vocab!r}")
+        if self.untranscribed is None:
+            self.untranscribed = UNTRANSCRIBED[self.size]
+        if not isinstance(self.untranscribed, int) or self.untranscribed < 0:
+            raise HdnnError(f"untranscribed must be a whole number >= 0, not {self.untranscribed!r}")
         for name in ("engines", "text_mix"):
             weights = getattr(self, name)
             if not weights or min(weights.values()) < 0 or sum(weights.values()) <= 0:
@@ -66,6 +76,10 @@ class CorpusConfig:
     @property
     def meetings(self):
         return dict(zip(("train", "dev", "eval"), SIZES[self.size][1]))
+
+    @property
+    def untranscribed_meetings(self):
+        return self.untranscribed * self.meetings["train"]
 
     @property
     def speech_per_meeting_s(self):

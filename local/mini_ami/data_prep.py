@@ -4,6 +4,8 @@ Writes, under <data-root>:
   {ihm,sdm1}/{train,dev,eval}/  wav.scp segments text utt2spk spk2utt spk2gender
                                 reco2file_and_channel, and ref_phones.ctm / ref_words.ctm
                                 (espeak-ng's own timings, utterance-relative, for espeak speakers)
+  {ihm,sdm1}/untranscribed/     the same without text and CTMs: meetings of the training
+                                speakers whose transcripts are not kept (teacher-student training)
   local/dict/                   lexicon.txt nonsilence_phones.txt silence_phones.txt
                                 optional_silence.txt extra_questions.txt
   local/lm_train.txt            the training split's sentences
@@ -23,7 +25,7 @@ import numpy as np
 from hdnn.errors import HdnnError, atomic_open
 from hdnn.kaldi.data_dir import utt2spk_to_spk2utt, validate_data_dir, write_kaldi_map
 from mini_ami import lexicon, text
-from mini_ami.generate import CORPUS_JSON, DONE
+from mini_ami.generate import CORPUS_JSON, DONE, UNTRANSCRIBED
 
 MICS = ("ihm", "sdm1")
 MARKER = ".mini_ami"
@@ -78,21 +80,43 @@ def write_ctm(path, rows, key):
                 f.write(f"{r['utt']} 1 {s:.3f} {e - s:.3f} {label}\n")
 
 
-def write_data_dir(d, rows, sexes):
-    """The Kaldi data dir files for `rows`, then both checks of it."""
+def write_data_dir(d, rows, sexes, transcribed=True):
+    """The Kaldi data dir files for `rows` (without text and CTMs unless `transcribed`), then
+    both checks of it."""
     d.mkdir(parents=True, exist_ok=True)
     utt2spk = {r["utt"]: r["spk"] for r in rows}
     write_kaldi_map(d / "wav.scp", {r["reco"]: str(r["wav"]) for r in rows})
     write_kaldi_map(d / "segments", {r["utt"]: f"{r['reco']} {r['start']:.2f} {r['end']:.2f}" for r in rows})
-    write_kaldi_map(d / "text", {r["utt"]: r["text"] for r in rows})
+    if transcribed:
+        write_kaldi_map(d / "text", {r["utt"]: r["text"] for r in rows})
     write_kaldi_map(d / "utt2spk", utt2spk)
     spk2utt = utt2spk_to_spk2utt(dict(sorted(utt2spk.items(), key=lambda kv: kv[0].encode())))
     write_kaldi_map(d / "spk2utt", spk2utt)
     write_kaldi_map(d / "spk2gender", {s: sexes[s].lower() for s in spk2utt})
     write_kaldi_map(d / "reco2file_and_channel", {r["reco"]: f"{r['file']} A" for r in rows})
-    write_ctm(d / "ref_phones.ctm", rows, "phones")
-    write_ctm(d / "ref_words.ctm", rows, "word_times")
-    validate_data_dir(d, no_feats=True)
+    if transcribed:
+        write_ctm(d / "ref_phones.ctm", rows, "phones")
+        write_ctm(d / "ref_words.ctm", rows, "word_times")
+    validate_data_dir(d, no_feats=True, no_text=not transcribed)
+
+
+def check_parallel(rows_by_mic, split):
+    """HdnnError unless IHM and SDM hold the same segments: ids equal up to the channel
+    (H0<k> / SDM), same speaker, same start and end, so the same frame counts (SDM models may
+    then train on headset alignments and headset teachers' posteriors)."""
+    def key(r):
+        spk, rest = r["utt"].split("_AMI_", 1)
+        meeting, _, times = rest.split("_", 2)
+        return spk, meeting, times
+
+    ihm = {key(r): r for r in rows_by_mic["ihm"]}
+    sdm = {key(r): r for r in rows_by_mic["sdm1"]}
+    for k in sorted(set(ihm) ^ set(sdm)):
+        r = ihm.get(k) or sdm[k]
+        raise HdnnError(f"{split}: utterance {r['utt']} has no parallel utterance on the other mic")
+    for k, r in ihm.items():
+        if (r["start"], r["end"]) != (sdm[k]["start"], sdm[k]["end"]):
+            raise HdnnError(f"{split}: utterances {r['utt']} and {sdm[k]['utt']} cover different times")
 
 
 def lm_sentences(corpus_dir, splits=("train",)):
@@ -147,10 +171,18 @@ def prepare(corpus_dir, data_root, overwrite=False):
     n_lex = lexicon.write_dict_dir(local / "dict", words)
     logging.info("dict: %d lexicon entries for %d words", n_lex, len(words))
     oov_lines, vocab = [], set(words)
-    for split in text.SPLITS:
-        for mic in MICS:
-            rows = utterances(corpus_dir, plan, annotations, mic, split)
-            write_data_dir(data_root / mic / split, rows, sexes)
+    for split in text.SPLITS + (UNTRANSCRIBED,):
+        rows_by_mic = {mic: utterances(corpus_dir, plan, annotations, mic, split) for mic in MICS}
+        check_parallel(rows_by_mic, split)
+        if not rows_by_mic["ihm"]:  # no untranscribed meetings
+            continue
+        for mic, rows in rows_by_mic.items():
+            write_data_dir(data_root / mic / split, rows, sexes, transcribed=split != UNTRANSCRIBED)
+        if split == UNTRANSCRIBED:
+            minutes, overlap, timed, utts = speech_stats(plan, annotations, split)
+            logging.info("%s: %d meetings, %.1f min of speech, %d utterances (no transcripts kept)", split,
+                         sum(m["split"] == split for m in plan["meetings"]), minutes, utts)
+            continue
         minutes, overlap, timed, utts = speech_stats(plan, annotations, split)
         logging.info("%s: %d meetings, %.1f min of speech (%.1f %% overlapped), %d of %d utterances "
                      "with reference timings", split, sum(m["split"] == split for m in plan["meetings"]),

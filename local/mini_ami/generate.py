@@ -28,7 +28,9 @@ from hdnn.errors import HdnnError, atomic_open
 from mini_ami import acoustics, lexicon, speakers as spk, text
 
 CORPUS_JSON, DONE = "corpus.json", "corpus.done"
-MEETING_PREFIX = {"train": "ES2", "dev": "IS1", "eval": "TS3"}
+MEETING_PREFIX = {"train": "ES2", "dev": "IS1", "eval": "TS3", "untranscribed": "EN2"}
+UNTRANSCRIBED = "untranscribed"   # the split of the meetings without transcripts in the data dirs
+TEXT_SPLIT = {UNTRANSCRIBED: "train"}  # whose text pool a split's meetings draw from
 TALKERS = 4
 PAD_S = 0.15          # segment padding around the speech
 SAME_TALKER_GAP_S = 0.3
@@ -40,13 +42,26 @@ def plan_corpus(cfg):
     rng = np.random.default_rng([cfg.seed, 0])
     speakers = spk.design_speakers(cfg, rng)
     meetings = []
-    for split in text.SPLITS:
-        teams = [speakers[split][i:i + TALKERS] for i in range(0, len(speakers[split]), TALKERS)]
-        for m in range(cfg.meetings[split]):
+    # untranscribed meetings come last, so that adding them changes no other meeting (their seeds
+    # follow the meeting's index); the training teams meet again, in other sessions
+    counts = [(split, split, cfg.meetings[split]) for split in text.SPLITS]
+    for split, spk_split, count in counts + [(UNTRANSCRIBED, "train", cfg.untranscribed_meetings)]:
+        teams = [speakers[spk_split][i:i + TALKERS] for i in range(0, len(speakers[spk_split]), TALKERS)]
+        for m in range(count):
             team, session = m % len(teams), m // len(teams)
-            meetings.append({"id": f"{MEETING_PREFIX[split]}{team + 1:03d}{string.ascii_lowercase[session]}",
-                             "split": split, "speakers": [s["id"] for s in teams[team]]})
+            # untranscribed: the session number before the team letter, so that the first N meetings
+            # in the order of their ids are N meetings of all teams in turn (the recipe takes a prefix)
+            mid = (f"{team + 1:03d}{_letters(session)}" if split != UNTRANSCRIBED
+                   else f"{session + 1:03d}{_letters(team)}")
+            meetings.append({"id": MEETING_PREFIX[split] + mid, "split": split,
+                             "speakers": [s["id"] for s in teams[team]]})
     return {"config": json.loads(cfg.to_json()), "speakers": speakers, "meetings": meetings}
+
+
+def _letters(n):
+    """a, b, ..., z, then aa, ab, ... (AMI's session letters)"""
+    letters = string.ascii_lowercase
+    return letters[n] if n < len(letters) else _letters(n // len(letters) - 1) + letters[n % len(letters)]
 
 
 # ---------------------------------------------------------------- one meeting
@@ -162,7 +177,7 @@ def make_meeting(index):
     meeting = w["plan"]["meetings"][index]
     talkers = [w["speakers"][s] for s in meeting["speakers"]]
     rng = np.random.default_rng([w["cfg"].seed, 1, index])
-    ihm, sdm, annotation = render_meeting(meeting, talkers, w["pools"][meeting["split"]], w["cfg"], rng)
+    ihm, sdm, annotation = render_meeting(meeting, talkers, w["pools"][TEXT_SPLIT.get(meeting["split"], meeting["split"])], w["cfg"], rng)
     write_meeting(w["corpus_dir"], meeting, ihm, sdm, annotation)
     return meeting["id"]
 

@@ -3,6 +3,7 @@ import collections
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from scipy.io import wavfile
 
 from tests.corpus.conftest import ROOT, make_mini_ami
+from hdnn.errors import HdnnError
 from hdnn.kaldi.data_dir import DataDir, read_kaldi_map, validate_data_dir
 from mini_ami import config, generate, speakers as spk_design
 
@@ -65,12 +67,71 @@ def test_ci_dict_dir(ci_corpus):
     assert train_words <= words
 
 
+def test_ci_untranscribed_meetings_are_training_speakers_without_transcripts(ci_corpus):
+    plan = plan_of(ci_corpus)
+    assert plan["config"]["untranscribed"] == 1
+    train_spk = set(read_kaldi_map(ci_corpus / "ihm/train/spk2utt"))
+    lm = set((ci_corpus / "local" / "lm_train.txt").read_text().splitlines())
+    said = {}
+    for m in plan["meetings"]:
+        if m["split"] == "untranscribed":
+            ann = json.loads((ci_corpus.parent / "corpus" / "amicorpus" / m["id"] / f"{m['id']}.json").read_text())
+            said.update({u["start_cs"]: u["words"] for u in ann["utterances"]})
+    assert len(said) > 20 and set(said.values()) <= lm  # the training text pool, as the training meetings
+    for mic in ("ihm", "sdm1"):
+        d = ci_corpus / mic / "untranscribed"
+        validate_data_dir(d, no_feats=True, no_text=True)
+        assert not (d / "text").exists() and not (d / "ref_words.ctm").exists()
+        assert set(read_kaldi_map(d / "spk2utt")) <= train_spk
+        recos = {r.split("_")[1] for r in read_kaldi_map(d / "wav.scp")}
+        assert recos == {m["id"] for m in plan["meetings"] if m["split"] == "untranscribed"}
+        assert len(recos) == plan["config"]["untranscribed"] * sum(m["split"] == "train" for m in plan["meetings"])
+        assert not recos & set(read_kaldi_map(ci_corpus / mic / "train/wav.scp"))
+
+
+def test_ihm_and_sdm_segments_are_parallel(ci_corpus):
+    """Same ids up to the channel, same times: SDM models can use headset alignments."""
+    from mini_ami import data_prep
+
+    for split in ("train", "dev", "eval", "untranscribed"):
+        ihm = read_kaldi_map(ci_corpus / f"ihm/{split}/segments", multi=True)
+        sdm = read_kaldi_map(ci_corpus / f"sdm1/{split}/segments", multi=True)
+        as_sdm = {re.sub(r"_H0\d_", "_SDM_", u): v[1:] for u, v in ihm.items()}
+        assert as_sdm == {u: v[1:] for u, v in sdm.items()}, split
+    plan, annotations = data_prep.load_corpus(ci_corpus.parent / "corpus")
+    rows = {mic: data_prep.utterances(ci_corpus.parent / "corpus", plan, annotations, mic, "dev")
+            for mic in data_prep.MICS}
+    rows["sdm1"][3]["end"] += 0.01
+    with pytest.raises(HdnnError, match=f"dev: utterances {rows['ihm'][3]['utt']} and .* cover different times"):
+        data_prep.check_parallel(rows, "dev")
+    del rows["sdm1"][3]
+    with pytest.raises(HdnnError, match=f"dev: utterance {rows['ihm'][3]['utt']} has no parallel utterance"):
+        data_prep.check_parallel(rows, "dev")
+
+
+def test_untranscribed_meetings_leave_the_others_unchanged():
+    base = generate.plan_corpus(config.CorpusConfig(size="demo", untranscribed=0))
+    plan = generate.plan_corpus(config.CorpusConfig(size="demo"))
+    assert plan["speakers"] == base["speakers"]
+    assert plan["meetings"][:len(base["meetings"])] == base["meetings"]
+    extra = plan["meetings"][len(base["meetings"]):]
+    assert len(extra) == 4 * 16 and len({m["id"] for m in plan["meetings"]}) == len(plan["meetings"])
+    # in the order of their ids, every team meets in turn (a prefix is a balanced subset)
+    assert [m["id"] for m in extra] == sorted(m["id"] for m in extra)
+    assert len({m["speakers"][0] for m in extra[:10]}) == 10
+    teams = {tuple(m["speakers"]) for m in base["meetings"] if m["split"] == "train"}
+    assert {m["split"] for m in extra} == {"untranscribed"} and {tuple(m["speakers"]) for m in extra} == teams
+    with pytest.raises(HdnnError, match="untranscribed must be a whole number"):
+        config.CorpusConfig(size="ci", untranscribed=-1)
+
+
 @pytest.mark.kaldi
 def test_ci_passes_kaldis_validators(ci_corpus, kaldi):
     utils = kaldi / "egs" / "wsj" / "s5" / "utils"
     env = dict(os.environ, LC_ALL="C", PATH=f"{utils}:{os.environ['PATH']}")
-    for d in DIRS:
-        p = subprocess.run([str(utils / "validate_data_dir.sh"), "--no-feats", str(ci_corpus / d)],
+    for d in DIRS + ["ihm/untranscribed", "sdm1/untranscribed"]:
+        no_text = ["--no-text"] if d.endswith("untranscribed") else []
+        p = subprocess.run([str(utils / "validate_data_dir.sh"), "--no-feats", *no_text, str(ci_corpus / d)],
                            cwd=utils.parent, env=env, capture_output=True, text=True)
         assert p.returncode == 0, p.stdout + p.stderr
     p = subprocess.run([str(utils / "validate_dict_dir.pl"), str(ci_corpus / "local" / "dict")],
@@ -199,7 +260,7 @@ def test_resume_regenerates_only_missing_meetings_and_skips_complete(tiny_corpus
     (tmp_path / "corpus" / "corpus.done").unlink()           # no completion marker,
     (tmp_path / "corpus" / "amicorpus" / ".IS1001a.tmp99").mkdir()  # a half-written temp dir
     p = make_mini_ami("--size", "tiny", "--seed", "3", tmp_path / "corpus", tmp_path / "data")
-    assert "generating 1 of 3 meetings" in p.stderr
+    assert "generating 1 of 4 meetings" in p.stderr
     assert _files(tmp_path / "corpus") == before
     p = make_mini_ami("--size", "tiny", "--seed", "3", tmp_path / "corpus", tmp_path / "data")
     assert "nothing to generate" in p.stderr and "nothing to do" in p.stderr

@@ -109,3 +109,13 @@ def test_kd_loss_by_hand():
     assert kd_loss(zt, None, teacher_logits=zt, lam=1.0, temperature=tau).item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError):
         kd_loss(zs, y, lam=lam)
+
+    # an untranscribed frame (hard target -1) costs its soft term alone, at full weight
+    kl_frame = [sum(p * math.log(p / q) for p, q in zip(softmax(zt[i].tolist(), tau), softmax(zs[i].tolist(), tau)))
+                for i in range(2)]
+    hard0 = -math.log(softmax(zs[0].tolist(), 1)[y[0]])
+    expected = ((1 - lam) * hard0 + lam * tau ** 2 * kl_frame[0] + tau ** 2 * kl_frame[1]) / 2
+    unlabelled = torch.tensor([1, -1])
+    assert kd_loss(zs, unlabelled, teacher_logits=zt, lam=lam, temperature=tau).item() == pytest.approx(expected, rel=1e-6)
+    assert kd_loss(zs, unlabelled, teacher_posteriors=(ids, weights), lam=lam,
+                   temperature=tau).item() == pytest.approx(expected, rel=1e-6)

@@ -6,13 +6,14 @@ import subprocess
 import sys
 import time
 
+import kaldiio
 import numpy as np
 import pytest
 import torch
 
 from hdnn.errors import HdnnError
 from hdnn.kaldi.data_dir import read_kaldi_map
-from hdnn.kaldi.io import write_matrices
+from hdnn.kaldi.io import write_int_vectors, write_matrices
 from hdnn.nnet.data import FrameTargets
 from hdnn.nnet.model_dir import load_feature_pipeline
 from hdnn.nnet.models import load_model, model_from_preset
@@ -172,6 +173,69 @@ def test_knowledge_distillation_from_teacher_and_stored_posteriors(teacher_dir, 
         h = _history(exp)
         assert min(x["cv"]["loss"] for x in h[1:]) < h[0]["cv"]["loss"]
         assert h[-1]["cv"]["xent"] != h[-1]["cv"]["loss"]  # the objective is KD, not plain CE
+
+
+def _untranscribed_split(toy_split, root):
+    """(tr, cv, alignments, untranscribed): tr holds one utterance of each of two speakers, with
+    alignments of those two only; untranscribed holds the rest of the toy tr set, without text,
+    and one utterance of a CV speaker (which training must leave out)."""
+    from hdnn.kaldi.alignments import read_pdf_alignments
+    from hdnn.kaldi.data_dir import subset_data_dir
+
+    tr, cv, ali = toy_split
+    utts = sorted(read_kaldi_map(tr / "utt2spk"))
+    labelled = [u for u in utts if u.endswith("utt00")][:2]
+    cv_utt = sorted(read_kaldi_map(cv / "utt2spk"))[0]
+    subset_data_dir(tr, root / "tr", labelled)
+    untranscribed = root / "untranscribed"
+    subset_data_dir(tr, untranscribed, [u for u in utts if u not in labelled])
+    (untranscribed / "text").unlink()
+    # the CV speaker's utterance goes in with its own speaker and CMVN stats
+    with open(untranscribed / "feats.scp", "a") as f:
+        f.write(next(line for line in open(cv / "feats.scp") if line.startswith(cv_utt + " ")))
+    for name in ("cmvn.scp", "spk2utt"):
+        with open(untranscribed / name, "a") as f:
+            f.write(next(line for line in open(cv / name) if line.startswith(cv_utt.split("-")[0] + " ")))
+    with open(untranscribed / "utt2spk", "a") as f:
+        f.write(f"{cv_utt} {cv_utt.split('-')[0]}\n")
+    keep = set(labelled) | set(read_kaldi_map(cv / "utt2spk"))
+    write_int_vectors(f"ark,scp:{root}/ali.ark,{root}/ali.scp", [(u, a) for u, a in read_pdf_alignments(ali)
+                                                                  if u in keep])
+    return root / "tr", cv, f"scp:{root}/ali.scp", untranscribed
+
+
+def test_untranscribed_audio_trains_the_student_with_soft_targets_alone(teacher_dir, toy_split, tmp_path):
+    tr, cv, ali, untranscribed = _untranscribed_split(toy_split, tmp_path / "data")
+    common = [*FAST, "--max-iters", "3", "--model-preset", "student-small", "--kd-lambda", "0.5",
+              "--teacher", teacher_dir / "final.pt"]
+    run_step("train.py", *common, tr, cv, ali, tmp_path / "kd")
+    p = run_step("train.py", *common, "--untranscribed", untranscribed, tr, cv, ali, tmp_path / "kd_untranscribed")
+    alone, more = _history(tmp_path / "kd"), _history(tmp_path / "kd_untranscribed")
+    frames = {u: len(m) for u, m in kaldiio.load_scp(str(untranscribed / "feats.scp")).items()}
+    cv_utt = sorted(read_kaldi_map(cv / "utt2spk"))[0]
+    # every untranscribed frame but the CV speaker's is trained on; CV is the same set
+    assert more[1]["train"]["frames"] == alone[1]["train"]["frames"] + sum(frames.values()) - frames[cv_utt]
+    assert more[0]["cv"] == alone[0]["cv"]
+    assert "1 of 23 utterances are of CV speakers: left out" in (tmp_path / "kd_untranscribed/log/train.log").read_text()
+    # with two transcribed utterances, the teacher's labels of the others make a better student
+    best = {name: max(x["cv"]["accuracy"] for x in h[1:] if x["accepted"]) for name, h in
+            (("alone", alone), ("more", more))}
+    assert best["more"] > best["alone"] + 0.05, best
+    # stored posteriors of the untranscribed utterances serve as well
+    post = tmp_path / "post"
+    for d in (tr, cv, untranscribed):
+        run_step("forward.py", "--output", "posteriors", "--topk", "3", "--temperature", "1", d, teacher_dir,
+                 f"ark,scp:{post}_{d.name}.ark,{post}_{d.name}.scp")
+    with open(f"{post}.scp", "w") as f:
+        f.write("".join(open(f"{post}_{d.name}.scp").read() for d in (tr, cv, untranscribed)))
+    stored = tmp_path / "kd_untranscribed_post"
+    run_step("train.py", *FAST, "--max-iters", "3", "--model-preset", "student-small", "--teacher-post",
+             f"scp:{post}.scp", "--untranscribed", untranscribed, tr, cv, ali, stored)
+    assert _history(stored)[1]["train"]["frames"] == more[1]["train"]["frames"]
+    assert max(x["cv"]["accuracy"] for x in _history(stored)[1:]) > best["alone"] + 0.05
+    assert "Traceback" not in p.stderr
+    p = run_step("train.py", *FAST, "--untranscribed", untranscribed, tr, cv, ali, tmp_path / "ce", check=False)
+    assert p.returncode != 0 and "--untranscribed needs a teacher" in p.stderr and not (tmp_path / "ce").exists()
 
 
 def test_bad_inputs_give_one_line_errors_and_no_output(toy_split, tmp_path):

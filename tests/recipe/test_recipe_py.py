@@ -2,10 +2,13 @@
 reruns that skip complete steps, resumption, and clear failures."""
 import hashlib
 import re
+import shutil
+import subprocess
 
+from tests.nnet.toy import run_step
 from tests.recipe.conftest import CURVE_POINTS, FAST, WER_LINE, clone_for_decoding, make_recipe_dir, ref_words, run_recipe
 
-SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "dnn_small")
+SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "student_kd_u1x", "dnn_small")
 NNETS = SYSTEMS[1:]
 ADAPTED = ("student_adapt_unsup", "student_adapt_teacher", "student_adapt_sup")  # stage 9
 SETS = ("dev", "eval")
@@ -51,6 +54,7 @@ def test_results_md_has_the_significance_of_the_papers_comparisons(py_run):
             if line.startswith("| ihm |") and len(line.split("|")) == 11]
     pairs = {(r[1], r[2], r[3]) for r in rows}
     assert pairs == {(s, a, b) for s in SETS for a, b in (("teacher", "student_kd"), ("student_ce", "student_kd"),
+                                                          ("student_kd", "student_kd_u1x"), ("student_ce", "student_kd_u1x"),
                                                           ("dnn_small", "student_ce"), ("tri", "teacher"),
                                                           *(("student_kd", x) for x in ADAPTED))}
     lines = results_lines(py_run.dir)
@@ -135,9 +139,10 @@ def test_rerun_skips_complete_steps_and_changes_nothing(py_run, py_args):
     skipped = re.findall(r"(\S+) is complete, skipping", rerun.output)
     steps = {str(p.parent.relative_to(py_run.dir)) for p in py_run.dir.rglob(".done")}
     assert sorted(skipped) == sorted(steps)
-    # features, lang+LM, mono, tri+graph+decodes, nnets, decodes, adaptations and their decodes,
-    # the curve's halves, unadapted point and adapted points
-    assert len(steps) == 3 + 3 + 2 + 5 + 4 + 8 + 12 + 1 + 1 + CURVE_POINTS
+    # features (and the untranscribed audio's), lang+LM, mono, tri+graph+decodes, nnets (and the
+    # untranscribed subset and its student), decodes, adaptations and their decodes, the curve's
+    # halves, unadapted point and adapted points
+    assert len(steps) == 4 + 3 + 2 + 5 + 6 + 10 + 12 + 1 + 1 + CURVE_POINTS
     assert snapshot(py_run.dir) == before
     assert (py_run.dir / "RESULTS.md").read_text() == results
 
@@ -223,3 +228,72 @@ def test_stage_9_draws_the_data_amount_curve(py_run):
                                                                    (curve / "eval" / "pool" / "spk2utt").open()}
     results = (py_run.dir / "RESULTS.md").read_text()
     assert "| ihm | eval | lhuc |" in results and (py_run.dir / "adaptation_curve.png").stat().st_size > 0
+
+
+def test_untranscribed_audio_trains_a_student_with_the_teachers_labels(py_run):
+    """student_kd_u1x: student_kd's command with the first 1 x 5 untranscribed meetings; its row,
+    its comparisons and the hours table in RESULTS.md."""
+    import torch
+
+    data, exp = py_run.dir / "data" / "ihm", py_run.dir / "exp" / "ihm"
+    meetings = {line.split()[1].split("_")[1] for line in (data / "untranscribed_1x_fbank" / "segments").open()}
+    assert len(meetings) == 5 and all(m.startswith("EN2") for m in meetings)
+    assert not (data / "untranscribed_1x_fbank" / "text").exists()
+    frames = {name: torch.load(exp / name / "checkpoint.pt", weights_only=False)["history"][1]["train"]["frames"]
+              for name in ("student_kd", "student_kd_u1x")}
+    assert frames["student_kd_u1x"] > 1.5 * frames["student_kd"]
+    log = (exp / "student_kd_u1x" / "log" / "train.log").read_text()
+    assert "utterances are of CV speakers: left out" in log and "soft targets only" in log
+    results = (py_run.dir / "RESULTS.md").read_text()
+    assert "| ihm | dev | student_kd | student_kd_u1x |" in results
+    assert "| ihm | eval | student_ce | student_kd_u1x |" in results
+    assert re.search(r"\| ihm \| student_kd_u1x \| 0\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", results)
+    assert (py_run.dir / "untranscribed_curve.png").stat().st_size > 0
+
+
+def test_sdm_nnets_train_on_headset_alignments_and_learn_from_the_headset_teacher(py_run, py_args, tmp_path,
+                                                                                  monkeypatch):
+    """--mic sdm1 (--use-ihm-ali true): the IHM tri model aligns the parallel headset audio under the
+    SDM ids; the nnets train on it and decode with IHM's graph; student_kd_ihmt learns from the IHM
+    teacher's posteriors of the headset audio."""
+    from hdnn.kaldi.alignments import read_ali_dir
+    from hdnn.kaldi.posteriors import read_posteriors
+
+    recipe = make_recipe_dir(tmp_path / "sdm")
+    for d in ("data/ihm", "data/lang", "data/lang_test", "exp/ihm"):
+        (recipe / d).parent.mkdir(parents=True, exist_ok=True)
+        (recipe / d).symlink_to(py_run.dir / d)
+    args = [*py_args, "--mic", "sdm1", "--nnet-systems", "student_kd", "--untranscribed-factors", "none"]
+    for stages in (("0", "1"), ("5", "8")):
+        run = run_recipe(recipe, *args, "--stage", stages[0], "--stop-stage", stages[1])
+        assert run.returncode == 0, run.tail()
+    exp = recipe / "exp" / "sdm1"
+    to_sdm = lambda utt: re.sub(r"_H0\d_", "_SDM_", utt)  # noqa: E731
+    ihm_ali = {to_sdm(u): a for u, a in read_ali_dir(py_run.dir / "exp/ihm/tri_ali").items()}
+    sdm_ali = read_ali_dir(exp / "tri_ali_ihmdata")
+    assert sdm_ali.keys() == {line.split()[0] for line in (recipe / "data/sdm1/train/utt2spk").open()}
+    assert all((sdm_ali[u] == ihm_ali[u]).all() for u in sdm_ali)  # the same model on the same audio
+    assert "exp/ihm/tri/graph" in (exp / "student_kd" / "decode_dev" / "log" / "decode.1.log").read_text()
+    # the IHM teacher's soft targets of the headset audio, under the SDM ids
+    utt = sorted(sdm_ali)[0]
+    ihm_utt = next(u for u in read_ali_dir(py_run.dir / "exp/ihm/tri_ali") if to_sdm(u) == utt)
+    monkeypatch.chdir(recipe)  # the recipe's scp files name paths relative to it
+    post = dict(read_posteriors(f"scp:{exp}/ihm_teacher_post/post.scp"))[utt]
+    assert len(post) == len(ihm_ali[utt]) and all(len(frame) == 20 for frame in post)
+    run_step("forward.py", "--output", "posteriors", "--temperature", "2.0", "--topk", "20",
+             py_run.dir / "data/ihm/train_fbank", py_run.dir / "exp/ihm/teacher", f"ark,scp:{tmp_path}/p.ark,{tmp_path}/p.scp")
+    assert dict(read_posteriors(f"scp:{tmp_path}/p.scp"))[ihm_utt] == post
+    for sys in ("student_kd", "student_kd_ihmt"):
+        assert (exp / sys / "decode_eval" / "scoring_kaldi" / "best_wer").is_file()
+    # the student's own input is the SDM audio; the teacher's was the headset audio
+    feats = {d: dict(line.split() for line in (recipe / "data" / d / "feats.scp").open())
+             for d in ("ihm/train_fbank", "sdm1/train_fbank", "sdm1/train_ihmdata_fbank")}
+    assert feats["sdm1/train_ihmdata_fbank"][utt] == feats["ihm/train_fbank"][ihm_utt] != feats["sdm1/train_fbank"][utt]
+    # a headset dir that is not parallel is one line
+    bad = tmp_path / "bad"
+    shutil.copytree(recipe / "data/sdm1/train", bad)
+    (bad / "utt2spk").write_text("".join((bad / "utt2spk").read_text().splitlines(True)[1:]))
+    p = subprocess.run([str(recipe / "local/prepare_parallel_data.sh"), str(py_run.dir / "data/ihm/train"), str(bad),
+                        str(tmp_path / "out")], capture_output=True, text=True)
+    assert p.returncode == 1 and "are not parallel" in p.stderr and len(p.stderr.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
