@@ -60,7 +60,8 @@ ihm_teacher_opts="--topk 20"   # forward.py's stored posteriors of the IHM teach
 use_gpu=no         # steps_py/train.py --use-gpu: no | yes | optional (yes: set cuda_cmd in cmd.sh)
 nnet_procs=1       # processes per training job (> 1: torchrun, data-parallel; the effective
                    # minibatch grows with them: README.md, "Parallel jobs and clusters")
-nnet_systems="teacher student_ce dnn_small student_kd"   # what stage 8 decodes
+# what stage 8 decodes (empty: teacher student_ce dnn_small student_kd, and stage 7's other students)
+nnet_systems=
 # Stage 9: per-speaker adaptation of student_kd on each test set (steps_py/adapt.py): targets from
 # its first pass (unsup), the teacher's posteriors (teacher), the reference (sup: an oracle bound).
 adapt_systems="student_adapt_unsup student_adapt_teacher student_adapt_sup"
@@ -458,9 +459,12 @@ decode_data() {
 }
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  set_factors
-  systems="$nnet_systems$([ $nnet_ali = $exp/tri_ali ] || echo ' student_kd_ihmt')"
-  systems="$systems$(for f in $factors; do printf ' student_kd_u%sx' $f; done)"
+  systems=$nnet_systems
+  if [ -z "$systems" ]; then
+    set_factors
+    systems="teacher student_ce dnn_small student_kd$([ $nnet_ali = $exp/tri_ali ] || echo ' student_kd_ihmt')"
+    systems="$systems$(for f in $factors; do printf ' student_kd_u%sx' $f; done)"
+  fi
   log "Stage 8: nnet decoding ($systems)"
   need $nnet_graph/.done "$([ $nnet_graph = $graph ] && echo 4 || echo '4 --mic ihm')"
   for sys in $systems; do

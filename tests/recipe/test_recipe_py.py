@@ -263,7 +263,7 @@ def test_sdm_nnets_train_on_headset_alignments_and_learn_from_the_headset_teache
     for d in ("data/ihm", "data/lang", "data/lang_test", "exp/ihm"):
         (recipe / d).parent.mkdir(parents=True, exist_ok=True)
         (recipe / d).symlink_to(py_run.dir / d)
-    args = [*py_args, "--mic", "sdm1", "--nnet-systems", "student_kd", "--untranscribed-factors", "none"]
+    args = [*py_args, "--mic", "sdm1", "--nnet-systems", "student_kd student_kd_ihmt", "--untranscribed-factors", "none"]
     for stages in (("0", "1"), ("5", "8")):
         run = run_recipe(recipe, *args, "--stage", stages[0], "--stop-stage", stages[1])
         assert run.returncode == 0, run.tail()
