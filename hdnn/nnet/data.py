@@ -11,6 +11,7 @@ import logging
 import numpy as np
 
 from hdnn.errors import HdnnError
+from hdnn.kaldi.data_dir import read_kaldi_map
 
 
 class FrameTargets:
@@ -30,8 +31,10 @@ class FrameTargets:
                  length_tolerance=5, max_skip_fraction=0.1, feats_source="features"):
         self.pipeline = pipeline
         self.unlabelled = targets is None
-        if self.unlabelled:
-            targets = _UnlabelledTargets(pipeline.data.path / "utt2num_frames", utts)
+        if self.unlabelled:  # no targets to count frames by: utt2num_frames, where there is one
+            counts = pipeline.data.path / "utt2num_frames"
+            self.frame_counts = read_kaldi_map(counts) if counts.exists() else {}
+            targets = dict.fromkeys(utts)
         self.targets, self.targets_source = targets, targets_source
         self.soft_targets, self.soft_source = soft_targets, soft_source
         self.length_tolerance, self.max_skip_fraction = length_tolerance, max_skip_fraction
@@ -60,8 +63,8 @@ class FrameTargets:
                             f"{self.max_skip_fraction:.0%} (e.g. {example})")
 
     def num_frames(self, utt):
-        """The number of frames of ``utt`` as its targets say (for progress bars)."""
-        return len(self.targets[utt])
+        """The number of frames of ``utt`` as its targets say (for progress bars; 0 when unknown)."""
+        return int(self.frame_counts.get(utt, 0)) if self.unlabelled else len(self.targets[utt])
 
     def load(self, utt):
         """The tuple of per-frame arrays of ``utt``, or None when it is skipped."""
@@ -85,16 +88,6 @@ class FrameTargets:
 
 
 UNLABELLED = -1  # the hard target of a frame without a transcript (untranscribed audio)
-
-
-class _UnlabelledTargets(dict):
-    """utt -> a placeholder of the utterance's length (utt2num_frames; 0 where unknown)."""
-
-    def __init__(self, utt2num_frames, utts):
-        from hdnn.kaldi.data_dir import read_kaldi_map
-
-        counts = read_kaldi_map(utt2num_frames) if utt2num_frames.exists() else {}
-        super().__init__((u, range(int(counts.get(u, 0)))) for u in utts)
 
 
 class ConcatFrames:

@@ -12,8 +12,12 @@ def cross_entropy(logits, targets):
     return F.cross_entropy(logits, targets)
 
 
-def soft_cross_entropy(logits, posteriors, temperature=1.0):
-    """Mean over frames of -sum_k p_k log softmax(logits / temperature)_k.
+def _reduce(per_frame, reduction):
+    return per_frame.mean() if reduction == "mean" else per_frame
+
+
+def soft_cross_entropy(logits, posteriors, temperature=1.0, reduction="mean"):
+    """Mean over frames (reduction "none": per frame) of -sum_k p_k log softmax(logits / temperature)_k.
 
     ``posteriors`` is either dense (N, P), or sparse as a pair (ids (N, K) long, weights (N, K)),
     e.g. the top-k teacher posteriors of a Kaldi Posterior archive (pad with weight 0).
@@ -21,14 +25,14 @@ def soft_cross_entropy(logits, posteriors, temperature=1.0):
     log_q = F.log_softmax(logits / temperature, dim=-1)
     if isinstance(posteriors, (tuple, list)):
         ids, weights = posteriors
-        return -(weights * log_q.gather(1, ids)).sum(1).mean()
-    return -(posteriors * log_q).sum(1).mean()
+        return _reduce(-(weights * log_q.gather(1, ids)).sum(1), reduction)
+    return _reduce(-(posteriors * log_q).sum(1), reduction)
 
 
-def entropy(posteriors):
-    """Mean over frames of -sum_k p_k log p_k, for dense or sparse posteriors."""
+def entropy(posteriors, reduction="mean"):
+    """Mean over frames (reduction "none": per frame) of -sum_k p_k log p_k, for dense or sparse posteriors."""
     weights = posteriors[1] if isinstance(posteriors, (tuple, list)) else posteriors
-    return -torch.special.xlogy(weights, weights).sum(1).mean()
+    return _reduce(-torch.special.xlogy(weights, weights).sum(1), reduction)
 
 
 def kd_loss(student_logits, targets, teacher_logits=None, teacher_posteriors=None, lam=0.5, temperature=1.0):
@@ -70,14 +74,8 @@ def kd_loss(student_logits, targets, teacher_logits=None, teacher_posteriors=Non
 
 def _kd_loss_some_unlabelled(student_logits, targets, teacher_posteriors, lam, temperature):
     """kd_loss, frame by frame, when some frames have no hard target (see kd_loss)."""
-    log_q = F.log_softmax(student_logits / temperature, dim=-1)
-    if isinstance(teacher_posteriors, (tuple, list)):
-        ids, weights = teacher_posteriors
-        cross = -(weights * log_q.gather(1, ids)).sum(1)
-    else:
-        weights = teacher_posteriors
-        cross = -(weights * log_q).sum(1)
-    soft = (cross + torch.special.xlogy(weights, weights).sum(1)) * temperature ** 2
+    soft = (soft_cross_entropy(student_logits, teacher_posteriors, temperature, reduction="none")
+            - entropy(teacher_posteriors, reduction="none")) * temperature ** 2
     labelled = targets >= 0
     hard = F.cross_entropy(student_logits, targets.clamp(min=0), reduction="none")
     frame = torch.where(labelled, (1 - lam) * hard + lam * soft, soft)

@@ -168,8 +168,6 @@ class Trainer:
                     n_labelled = int(labelled.sum())
                     if not self.kd:
                         xent = loss
-                    elif n_labelled == n:
-                        xent = cross_entropy(logits, batch[1])
                     else:
                         xent = cross_entropy(logits[labelled], batch[1][labelled]) if n_labelled else loss * 0
                     correct = (logits.argmax(1) == batch[1]).sum()
