@@ -46,6 +46,10 @@ student=student-small
 small_dnn=dnn-small
 kd_lambda=0.5
 kd_temperature=2.0
+# Stage 7's KD students learn from the teacher's top-k posteriors of each frame (at --kd-temperature),
+# computed once (steps_py/forward.py) rather than in every epoch; true: the teacher runs on the fly.
+kd_online=false
+kd_topk=20
 # Stage 7: student_kd_u<N>x, student_kd also trained on N times as much untranscribed audio (the
 # corpus's untranscribed meetings: training speakers, no transcripts), labelled by the teacher alone.
 # Empty: every N of 1 2 4 that the corpus holds; "none": no such students.
@@ -53,13 +57,13 @@ untranscribed_factors=
 train_opts=        # extra options for every steps_py/train.py run
 # Distant mics: the nnets train on the IHM tri model's alignments of the parallel headset audio and
 # decode with its tree and graph (Kaldi's AMI --use-ihm-ali; run --mic ihm to stage 4 first), and
-# student_kd_ihmt is distilled from the IHM teacher's posteriors on that headset audio.
+# student_kd_ihmt is distilled from the IHM teacher's top-k posteriors on that headset audio.
 # false: the mic's own tri alignments and graph, no student_kd_ihmt.
 use_ihm_ali=true
-ihm_teacher_opts="--topk 20"   # forward.py's stored posteriors of the IHM teacher (at --kd-temperature)
 use_gpu=no         # steps_py/train.py --use-gpu: no | yes | optional (yes: set cuda_cmd in cmd.sh)
 nnet_procs=1       # processes per training job (> 1: torchrun, data-parallel; the effective
                    # minibatch grows with them: README.md, "Parallel jobs and clusters")
+nnet_jobs=2        # training jobs run side by side in stages 6 and 7
 # what stage 8 decodes (empty: teacher student_ce dnn_small student_kd, and stage 7's other students)
 nnet_systems=
 # Stage 9: per-speaker adaptation of student_kd on each test set (steps_py/adapt.py): targets from
@@ -105,7 +109,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature untranscribed_factors train_opts use_ihm_ali ihm_teacher_opts use_gpu nnet_procs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature kd_online kd_topk untranscribed_factors train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -171,6 +175,21 @@ run_job() {
 
 # need FILE STAGE: fail clearly when an earlier stage has not been run.
 need() { [ -e "$1" ] || { echo "$0: $1 is missing: run stage $2 first (--stage $2)" >&2; exit 1; }; }
+
+# bg COMMAND...: COMMAND as a background job, at most $nnet_jobs at a time; bg_wait waits for them
+# all and stops the recipe when one failed (its own message said why).
+bg_pids=()
+bg() {
+  while [ $(jobs -rp | wc -l) -ge $nnet_jobs ]; do sleep 1; done
+  "$@" &
+  bg_pids+=($!)
+}
+bg_wait() {
+  local p failed=0
+  for p in ${bg_pids[@]+"${bg_pids[@]}"}; do wait $p || failed=1; done
+  bg_pids=()
+  [ $failed = 0 ] || exit 1
+}
 
 # step DIR COMMAND...: run COMMAND unless DIR/.done says it completed with the same command,
 # the same inputs (every path the command names, and those in $deps) and the same $settings
@@ -389,8 +408,9 @@ fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: student HDNN ($student) and a plain DNN of its size ($small_dnn), cross-entropy"
-  train_nnet $exp/student_ce --model-preset $student
-  train_nnet $exp/dnn_small --model-preset $small_dnn
+  bg train_nnet $exp/student_ce --model-preset $student
+  bg train_nnet $exp/dnn_small --model-preset $small_dnn
+  bg_wait
 fi
 
 # untranscribed_subset N DIR: the first N x (training meetings) untranscribed meetings, in the order of
@@ -405,26 +425,60 @@ untranscribed_subset() {
   gmm compute_cmvn_stats $dir $exp/make_fbank/untranscribed_$1x fbank/$mic
 }
 
+# teacher_post NNET-DIR DATA DIR: the nnet's posteriors of DATA at the KD temperature, the top
+# $kd_topk of each frame, in DIR/post.scp (a KD student's soft targets).
+teacher_post() {
+  forward_jobs "$decode_cmd" $1 $2 $3 post --output posteriors --temperature $kd_temperature --topk $kd_topk
+}
+
+# untranscribed_post N: the teacher's soft targets of the training set and of the N x subset of
+# the untranscribed audio, in $exp/teacher_post_u<N>x/post.scp.
+untranscribed_post() {
+  local dir=$exp/teacher_post_u$1x
+  teacher_post $exp/teacher $data/untranscribed_$1x_fbank $dir
+  cat $exp/teacher_post/post.scp >> $dir/post.scp
+}
+
+# kd_opts POST-DIR: train.py's distillation options: the soft targets stored in POST-DIR, or the
+# teacher on the fly (--kd-online true).
+kd_opts() {
+  if [ $kd_online = true ]; then echo "--teacher $exp/teacher/final.pt"; else echo "--teacher-post scp:$1/post.scp"; fi
+  echo "--kd-lambda $kd_lambda --kd-temperature $kd_temperature"
+}
+
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: student HDNN ($student), knowledge distillation from the teacher"
   need $exp/teacher/.done 5
-  train_nnet $exp/student_kd --model-preset $student --teacher $exp/teacher/final.pt \
-    --kd-lambda $kd_lambda --kd-temperature $kd_temperature
-  if [ $nnet_ali != $exp/tri_ali ]; then
-    need exp/ihm/teacher/.done "5 --mic ihm"
-    deps="exp/ihm/teacher/final.pt $data/train_ihmdata_fbank" settings="$ihm_teacher_opts $kd_temperature" \
-      step $exp/ihm_teacher_post forward_jobs "$decode_cmd" exp/ihm/teacher $data/train_ihmdata_fbank $exp/ihm_teacher_post \
-        post --output posteriors --temperature $kd_temperature $ihm_teacher_opts
-    train_nnet $exp/student_kd_ihmt --model-preset $student --teacher-post scp:$exp/ihm_teacher_post/post.scp \
-      --kd-lambda $kd_lambda --kd-temperature $kd_temperature
-  fi
+  case $kd_online in true|false) ;; *) echo "$0: --kd-online $kd_online: true or false" >&2; exit 1 ;; esac
   set_factors
   for f in $factors; do
     need $exp/make_feats/untranscribed/.done 1
     deps="$data/untranscribed_fbank" step $data/untranscribed_${f}x_fbank untranscribed_subset $f $data/untranscribed_${f}x_fbank
-    train_nnet $exp/student_kd_u${f}x --model-preset $student --teacher $exp/teacher/final.pt \
-      --kd-lambda $kd_lambda --kd-temperature $kd_temperature --untranscribed $data/untranscribed_${f}x_fbank
   done
+  if [ $kd_online = false ]; then
+    settings="$kd_topk $kd_temperature" step $exp/teacher_post teacher_post $exp/teacher $data/train_fbank $exp/teacher_post
+    for f in $factors; do
+      deps="$exp/teacher $exp/teacher_post $data/untranscribed_${f}x_fbank" settings="$kd_topk $kd_temperature" \
+        step $exp/teacher_post_u${f}x untranscribed_post $f
+    done
+  fi
+  if [ $nnet_ali != $exp/tri_ali ]; then
+    need exp/ihm/teacher/.done "5 --mic ihm"
+    settings="$kd_topk $kd_temperature" step $exp/ihm_teacher_post teacher_post exp/ihm/teacher $data/train_ihmdata_fbank \
+      $exp/ihm_teacher_post
+  fi
+  # the largest first, so that the jobs side by side finish close together; deps: the posteriors
+  # (named in a rspecifier, which the stamp of a step does not follow)
+  for f in $(echo $factors | tr ' ' '\n' | sort -rn); do
+    deps=$exp/teacher_post_u${f}x bg train_nnet $exp/student_kd_u${f}x --model-preset $student $(kd_opts $exp/teacher_post_u${f}x) \
+      --untranscribed $data/untranscribed_${f}x_fbank
+  done
+  deps=$exp/teacher_post bg train_nnet $exp/student_kd --model-preset $student $(kd_opts $exp/teacher_post)
+  if [ $nnet_ali != $exp/tri_ali ]; then
+    deps=$exp/ihm_teacher_post bg train_nnet $exp/student_kd_ihmt --model-preset $student --teacher-post scp:$exp/ihm_teacher_post/post.scp \
+      --kd-lambda $kd_lambda --kd-temperature $kd_temperature
+  fi
+  bg_wait
 fi
 
 # decode_nnet SYSTEM SET: log-likelihoods (log-posteriors - log-priors) of an nnet, decoded

@@ -140,9 +140,9 @@ def test_rerun_skips_complete_steps_and_changes_nothing(py_run, py_args):
     steps = {str(p.parent.relative_to(py_run.dir)) for p in py_run.dir.rglob(".done")}
     assert sorted(skipped) == sorted(steps)
     # features (and the untranscribed audio's), lang+LM, mono, tri+graph+decodes, nnets (and the
-    # untranscribed subset and its student), decodes, adaptations and their decodes, the curve's
-    # halves, unadapted point and adapted points
-    assert len(steps) == 4 + 3 + 2 + 5 + 6 + 10 + 12 + 1 + 1 + CURVE_POINTS
+    # untranscribed subset and its student; the teacher's soft targets of both), decodes, adaptations
+    # and their decodes, the curve's halves, unadapted point and adapted points
+    assert len(steps) == 4 + 3 + 2 + 5 + 6 + 2 + 10 + 12 + 1 + 1 + CURVE_POINTS
     assert snapshot(py_run.dir) == before
     assert (py_run.dir / "RESULTS.md").read_text() == results
 
@@ -205,6 +205,23 @@ def test_a_failing_job_fails_the_stage_and_names_its_log(py_run, tmp_path):
     assert "Stage 9" not in run.output
 
 
+def test_a_failing_training_job_stops_the_recipe_after_the_job_beside_it(py_run, py_args, tmp_path):
+    """Stage 6 trains student_ce and dnn_small side by side: dnn_small failing stops the recipe
+    with its error and log named, after student_ce, beside it, has completed."""
+    recipe = make_recipe_dir(tmp_path / "bg")
+    (recipe / "data").mkdir()
+    (recipe / "data" / "ihm").symlink_to(py_run.dir / "data" / "ihm")
+    exp = recipe / "exp" / "ihm"
+    exp.mkdir(parents=True)
+    for d in ("tri_ali", "make_feats"):
+        (exp / d).symlink_to(py_run.dir / "exp" / "ihm" / d)
+    run = run_recipe(recipe, *py_args, "--stage", 6, "--small-dnn", "dnn-none")
+    assert run.returncode != 0
+    assert re.search(r"job failed: .*dnn-none.* \(log: exp/ihm/dnn_small/log/train_nnet\.log\)", run.output), run.tail()
+    assert (exp / "student_ce" / ".done").is_file() and (exp / "student_ce" / "final.pt").is_file()
+    assert not (exp / "dnn_small" / ".done").exists() and "Stage 7" not in run.output
+
+
 def test_unknown_options_are_refused(tmp_path):
     recipe = make_recipe_dir(tmp_path / "opts")
     for args, message in [(["--stgae", "3"], "unknown option --stgae"), (["--data", "x"], "unknown option --data"),
@@ -230,10 +247,13 @@ def test_stage_9_draws_the_data_amount_curve(py_run):
     assert "| ihm | eval | lhuc |" in results and (py_run.dir / "adaptation_curve.png").stat().st_size > 0
 
 
-def test_untranscribed_audio_trains_a_student_with_the_teachers_labels(py_run):
-    """student_kd_u1x: student_kd's command with the first 1 x 5 untranscribed meetings; its row,
-    its comparisons and the hours table in RESULTS.md."""
+def test_untranscribed_audio_trains_a_student_with_the_teachers_labels(py_run, tmp_path, monkeypatch):
+    """student_kd_u1x: student_kd's command with the first 1 x 5 untranscribed meetings; the soft
+    targets are the teacher's top-20 posteriors, computed once; its row, its comparisons and the
+    hours table in RESULTS.md."""
     import torch
+
+    from hdnn.kaldi.posteriors import read_posteriors
 
     data, exp = py_run.dir / "data" / "ihm", py_run.dir / "exp" / "ihm"
     meetings = {line.split()[1].split("_")[1] for line in (data / "untranscribed_1x_fbank" / "segments").open()}
@@ -244,6 +264,15 @@ def test_untranscribed_audio_trains_a_student_with_the_teachers_labels(py_run):
     assert frames["student_kd_u1x"] > 1.5 * frames["student_kd"]
     log = (exp / "student_kd_u1x" / "log" / "train.log").read_text()
     assert "utterances are of CV speakers: left out" in log and "soft targets only" in log
+    # the soft targets: forward.py's top-20 posteriors of the teacher at the KD temperature, of the
+    # training set and of the untranscribed subset
+    run_step("forward.py", "--output", "posteriors", "--temperature", "2.0", "--topk", "20",
+             data / "untranscribed_1x_fbank", exp / "teacher", f"ark,scp:{tmp_path}/u.ark,{tmp_path}/u.scp")
+    monkeypatch.chdir(py_run.dir)  # the recipe's scp files name paths relative to it
+    stored = dict(read_posteriors(f"scp:{exp}/teacher_post_u1x/post.scp"))
+    assert dict(read_posteriors(f"scp:{tmp_path}/u.scp")).items() <= stored.items()
+    assert dict(read_posteriors(f"scp:{exp}/teacher_post/post.scp")).items() <= stored.items()
+    assert "--teacher-post scp:exp/ihm/teacher_post_u1x/post.scp" in (exp / "student_kd_u1x" / ".done").read_text()
     results = (py_run.dir / "RESULTS.md").read_text()
     assert "| ihm | dev | student_kd | student_kd_u1x |" in results
     assert "| ihm | eval | student_ce | student_kd_u1x |" in results
@@ -297,3 +326,27 @@ def test_sdm_nnets_train_on_headset_alignments_and_learn_from_the_headset_teache
                         str(tmp_path / "out")], capture_output=True, text=True)
     assert p.returncode == 1 and "are not parallel" in p.stderr and len(p.stderr.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_tune_kd_trains_and_decodes_a_student_per_grid_point(py_run, py_args, tmp_path):
+    """local/tune_kd.sh: student_kd at each (λ, τ) of the grid in a recipe dir of its own that sees
+    the recipe's earlier stages, and the table of dev (the choice) and eval (at dev's setting)."""
+    recipe = make_recipe_dir(tmp_path / "tune")
+    for d in ("data", "exp", "fbank", "mfcc"):
+        (recipe / d).symlink_to(py_run.dir / d)
+    kd = py_run.dir / "exp" / "ihm" / "student_kd" / "final.pt"
+    before = hashlib.md5(kd.read_bytes()).hexdigest()
+    p = subprocess.run(["local/tune_kd.sh", "--lambdas", "1.0", "--temperatures", "1", "--", *py_args],
+                       cwd=recipe, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    point = recipe / "kd_tune" / "ihm" / "l1.0_t1"
+    done = (point / "exp" / "ihm" / "student_kd" / ".done").read_text()
+    assert "--kd-lambda 1.0 --kd-temperature 1" in done and "teacher_post/post.scp" in done
+    assert (point / "exp" / "ihm" / "teacher_post" / "post.scp").is_file()
+    rows = (recipe / "kd_tune" / "ihm" / "results.md").read_text().splitlines()
+    assert re.fullmatch(r"\| 1\.0 \| 1 \| \d+\.\d\d \| \d+\.\d\d \| \d+ \| \d+\.\d\d % \|", rows[2]), rows
+    dev = WER_LINE.search((point / "exp/ihm/student_kd/decode_dev/scoring_kaldi/best_wer").read_text())
+    assert rows[2].split(" | ")[2] == dev[1]
+    assert hashlib.md5(kd.read_bytes()).hexdigest() == before  # the recipe's own student untouched
+    bad = subprocess.run(["local/tune_kd.sh", "--mic", "sdm1"], cwd=recipe, capture_output=True, text=True)
+    assert bad.returncode == 1 and "run run.sh --mic sdm1 to stage 6 first" in bad.stderr

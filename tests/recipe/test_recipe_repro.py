@@ -20,9 +20,10 @@ VOLATILE = re.compile(
     r"(^|/)(log|q|split\d+(utt)?)/|\.log$|(^|/)\.done(\.\d+)?$|(^|/)(decode_stats\.txt|num_jobs)$"
     # what each output was made from (hdnn/stamps.py): file identities include sizes and times
     r"|\.stamp$"
-    # one file per job: ali.JOB.gz, raw_mfcc_dev.JOB.ark, <LMWT>_<WIP>.JOB.tra, utt2dur.JOB, utts_mfcc_dev.JOB
+    # one file per job: ali.JOB.gz, raw_mfcc_dev.JOB.ark, <LMWT>_<WIP>.JOB.tra, utt2dur.JOB, utts_mfcc_dev.JOB,
+    # post.JOB.ark (post.scp is compared by its content)
     r"|(^|/)(ali|fsts|lat)\.\d+\.gz$|(^|/)raw_\w+\.\d+\.(ark|scp)$|(^|/)\d+_-?\d+\.\d+\.\d+\.tra$"
-    r"|(^|/)utt2(dur|num_frames)\.\d+$|(^|/)utts_\w+\.\d+$"
+    r"|(^|/)utt2(dur|num_frames)\.\d+$|(^|/)utts_\w+\.\d+$|(^|/)post\.\d+\.(ark|scp)$"
     r"|^data/\.mini_ami$")  # stage 0's marker (the first run was given a data root)
 
 
@@ -54,6 +55,15 @@ def table_digest(scp):
     return digest(*(part for utt in sorted(table.keys()) for part in (utt, np.ascontiguousarray(table[utt]).tobytes())))
 
 
+def posterior_digest(scp, recipe_dir):
+    """The posteriors of a post.scp (the teacher's soft targets), in however many archives they lie."""
+    from hdnn.kaldi.posteriors import read_posteriors
+
+    with contextlib.chdir(recipe_dir):  # the recipe's scp files name paths relative to it
+        table = dict(read_posteriors(f"scp:{scp}"))
+    return digest(*(part for utt in sorted(table) for part in (utt, repr(table[utt]))))
+
+
 def artifacts(recipe_dir, corpus_dir):
     """{name: md5} of what a recipe run made: files byte for byte (the corpus path in text
     files replaced), tables split over jobs as their merged content."""
@@ -67,6 +77,8 @@ def artifacts(recipe_dir, corpus_dir):
                 continue  # (the first run was given the ihm data only)
             if p.suffix == ".scp" and (p.name in ("feats.scp", "cmvn.scp") or top in ("mfcc", "fbank")):
                 out[rel] = table_digest(p)
+            elif p.name == "post.scp":
+                out[rel] = posterior_digest(p.resolve(), recipe_dir)
             else:
                 out[rel] = digest(p.read_bytes().replace(str(corpus_dir).encode(), b"<corpus>"))
     for ali_dir in sorted({p.parent for p in (recipe_dir / "exp").rglob("ali.1.gz")}):
