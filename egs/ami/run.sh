@@ -214,6 +214,8 @@ graph=$exp/tri/graph
 # the nnets' targets and transition model, and their decoding graph (see use_ihm_ali)
 nnet_ali=$exp/tri_ali nnet_graph=$graph
 case $use_ihm_ali in true|false) ;; *) echo "$0: --use-ihm-ali $use_ihm_ali: true or false" >&2; exit 1 ;; esac
+case $kd_online in true|false) ;; *) echo "$0: --kd-online $kd_online: true or false" >&2; exit 1 ;; esac
+[[ $nnet_jobs =~ ^[1-9][0-9]*$ ]] || { echo "$0: --nnet-jobs $nnet_jobs: a number of jobs, at least 1" >&2; exit 1; }
 if [ $mic != ihm ] && [ $use_ihm_ali = true ]; then nnet_ali=$exp/tri_ali_ihmdata nnet_graph=exp/ihm/tri/graph; fi
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -449,7 +451,6 @@ kd_opts() {
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: student HDNN ($student), knowledge distillation from the teacher"
   need $exp/teacher/.done 5
-  case $kd_online in true|false) ;; *) echo "$0: --kd-online $kd_online: true or false" >&2; exit 1 ;; esac
   set_factors
   for f in $factors; do
     need $exp/make_feats/untranscribed/.done 1

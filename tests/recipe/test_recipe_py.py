@@ -225,7 +225,9 @@ def test_a_failing_training_job_stops_the_recipe_after_the_job_beside_it(py_run,
 def test_unknown_options_are_refused(tmp_path):
     recipe = make_recipe_dir(tmp_path / "opts")
     for args, message in [(["--stgae", "3"], "unknown option --stgae"), (["--data", "x"], "unknown option --data"),
-                          (["--backend", "kaldo"], "unknown --backend kaldo")]:
+                          (["--backend", "kaldo"], "unknown --backend kaldo"),
+                          (["--nnet-jobs", "0"], "--nnet-jobs 0: a number of jobs"),
+                          (["--kd-online", "yes"], "--kd-online yes: true or false")]:
         run = run_recipe(recipe, *args)
         assert run.returncode != 0 and message in run.output, run.tail()
 
