@@ -44,8 +44,8 @@ tot_gauss=         # (egs/ami/README.md, "Settings"), 5000 and 80000 on AMI (Kal
 teacher=teacher-small   # model presets (steps_py/nnet_info.py --preset NAME)
 student=student-small
 small_dnn=dnn-small
-kd_lambda=0.5
-kd_temperature=2.0
+kd_lambda=1.0      # the KD students' weight of the teacher's soft targets (1 - it: the alignments')
+kd_temperature=1   # and their temperature: the dev optimum of local/tune_kd.sh (README.md, stage 7)
 # Stage 7's KD students learn from the teacher's top-k posteriors of each frame (at --kd-temperature),
 # computed once (steps_py/forward.py) rather than in every epoch; true: the teacher runs on the fly.
 kd_online=false

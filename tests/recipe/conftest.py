@@ -29,6 +29,13 @@ WER_LINE = re.compile(r"%WER (\d+\.\d\d) \[ (\d+) / (\d+), (\d+) ins, (\d+) del,
                       r"(exp/ihm/(\w+)/decode_(dev|eval))/wer_(\d+)_([\d.]+)")
 
 
+def recipe_default(name):
+    """The default of a run.sh option, from its configuration section (e.g. "kd_temperature")."""
+    m = re.search(rf"^{name}=(\S*)", (RECIPE / "run.sh").read_text(), re.M)
+    assert m, f"run.sh sets no {name}"
+    return m[1].strip('"')
+
+
 def ref_words(text_file):
     """Number of reference words in a data dir's text."""
     return sum(len(line.split()) - 1 for line in Path(text_file).read_text().splitlines())

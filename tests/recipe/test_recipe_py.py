@@ -6,7 +6,8 @@ import shutil
 import subprocess
 
 from tests.nnet.toy import run_step
-from tests.recipe.conftest import CURVE_POINTS, FAST, WER_LINE, clone_for_decoding, make_recipe_dir, ref_words, run_recipe
+from tests.recipe.conftest import (CURVE_POINTS, FAST, WER_LINE, clone_for_decoding, make_recipe_dir, recipe_default,
+                                   ref_words, run_recipe)
 
 SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "student_kd_u1x", "dnn_small")
 NNETS = SYSTEMS[1:]
@@ -268,7 +269,8 @@ def test_untranscribed_audio_trains_a_student_with_the_teachers_labels(py_run, t
     assert "utterances are of CV speakers: left out" in log and "soft targets only" in log
     # the soft targets: forward.py's top-20 posteriors of the teacher at the KD temperature, of the
     # training set and of the untranscribed subset
-    run_step("forward.py", "--output", "posteriors", "--temperature", "2.0", "--topk", "20",
+    run_step("forward.py", "--output", "posteriors", "--temperature", recipe_default("kd_temperature"),
+             "--topk", recipe_default("kd_topk"),
              data / "untranscribed_1x_fbank", exp / "teacher", f"ark,scp:{tmp_path}/u.ark,{tmp_path}/u.scp")
     monkeypatch.chdir(py_run.dir)  # the recipe's scp files name paths relative to it
     stored = dict(read_posteriors(f"scp:{exp}/teacher_post_u1x/post.scp"))
@@ -310,8 +312,9 @@ def test_sdm_nnets_train_on_headset_alignments_and_learn_from_the_headset_teache
     ihm_utt = next(u for u in read_ali_dir(py_run.dir / "exp/ihm/tri_ali") if to_sdm(u) == utt)
     monkeypatch.chdir(recipe)  # the recipe's scp files name paths relative to it
     post = dict(read_posteriors(f"scp:{exp}/ihm_teacher_post/post.scp"))[utt]
-    assert len(post) == len(ihm_ali[utt]) and all(len(frame) == 20 for frame in post)
-    run_step("forward.py", "--output", "posteriors", "--temperature", "2.0", "--topk", "20",
+    assert len(post) == len(ihm_ali[utt]) and all(len(frame) == int(recipe_default("kd_topk")) for frame in post)
+    run_step("forward.py", "--output", "posteriors", "--temperature", recipe_default("kd_temperature"),
+             "--topk", recipe_default("kd_topk"),
              py_run.dir / "data/ihm/train_fbank", py_run.dir / "exp/ihm/teacher", f"ark,scp:{tmp_path}/p.ark,{tmp_path}/p.scp")
     assert dict(read_posteriors(f"scp:{tmp_path}/p.scp"))[ihm_utt] == post
     for sys in ("student_kd", "student_kd_ihmt"):
