@@ -80,7 +80,7 @@ failed=0
 for p in "${pids[@]}"; do wait $p || failed=1; done
 [ $failed = 0 ] || exit 1
 
-# wer FILE: the %WER of a best_wer file and its LM weight
+# wer FILE: the %WER of a best_wer file
 wer() { awk '{print $2}' $1; }
 out=kd_tune/$mic/results.md
 {
