@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Tune knowledge distillation on dev: for each point of a grid of the interpolation weight λ
-# (--kd-lambda) and the temperature τ (--kd-temperature), stages 7-8 of run.sh train and decode
-# student_kd in a recipe dir of its own (kd_tune/<mic>/l<λ>_t<τ>: links to this recipe's data,
-# features, tri model and teacher), then one table: dev %WER at each point's best LM weight (what
-# the choice is made on), eval %WER at that dev setting (reported, never used to choose) and the
-# best CV frame accuracy. Run it in the recipe dir after stage 6 of the same --mic.
+# (--kd-lambda), the temperature τ (--kd-temperature) and, if given, the learning rate
+# (train.py --learn-rate, through run.sh --train-opts), stages 7-8 of run.sh train and decode
+# student_kd in a recipe dir of its own (kd_tune/<mic>/l<λ>_t<τ>[_lr<rate>]: links to this
+# recipe's data, features, tri model and teacher), then one table: dev %WER at each point's best LM
+# weight (what the choice is made on), eval %WER at that dev setting (reported, never used to
+# choose), the epochs trained and the best CV frame accuracy. Run it in the recipe dir after
+# stage 6 of the same --mic.
 #
 # Extra arguments after -- go to every run.sh, e.g. -- --size demo --backend py.
 
@@ -13,19 +15,22 @@ set -euo pipefail
 mic=ihm
 lambdas="0.5 1.0"
 temperatures="1 2 4"
+learn_rates=   # empty: train.py's default learning rate, the point dirs without _lr<rate>
 jobs=2      # grid points trained and decoded side by side, each with one job at a time
 
 usage() {
   cat <<EOF
-Usage: $0 [--mic ihm|sdm1] [--lambdas "L ..."] [--temperatures "T ..."] [--jobs N] [-- <run.sh options>]
+Usage: $0 [--mic ihm|sdm1] [--lambdas "L ..."] [--temperatures "T ..."] [--learn-rates "R ..."] [--jobs N]
+          [-- <run.sh options>]
  e.g.: $0 --mic ihm --lambdas "0.5 1.0" --temperatures "1 2 4" -- --backend py --size demo
-Writes kd_tune/<mic>/l<λ>_t<τ>/ (one recipe dir per point) and kd_tune/<mic>/results.md.
+       $0 --mic ihm --lambdas 1.0 --temperatures 1 --learn-rates "0.004 0.016" -- --backend py --size demo
+Writes kd_tune/<mic>/l<λ>_t<τ>[_lr<rate>]/ (one recipe dir per point) and kd_tune/<mic>/results.md.
 EOF
 }
 while [ $# -gt 0 ]; do
   case $1 in
-    --mic|--lambdas|--temperatures|--jobs) [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
-      v=${1#--}; printf -v "$v" '%s' "$2"; shift 2 ;;
+    --mic|--lambdas|--temperatures|--learn-rates|--jobs) [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
+      v=${1#--}; printf -v "${v//-/_}" '%s' "$2"; shift 2 ;;
     --) shift; break ;;
     -h|--help) usage; exit 0 ;;
     *) echo "$0: unknown option $1" >&2; usage >&2; exit 1 ;;
@@ -39,10 +44,10 @@ for f in exp/$mic/teacher/.done exp/$mic/tri/graph/.done data/$mic/train_fbank/f
   [ -e "$f" ] || { echo "$0: $f is missing: run run.sh --mic $mic to stage 6 first" >&2; exit 1; }
 done
 
-# point_dir L T: a recipe dir whose stages 7-8 see this one's earlier stages; its data dir is a
-# copy (the steps split it), the rest links.
+# point_dir L T [R]: a recipe dir whose stages 7-8 see this one's earlier stages; its data dir is
+# a copy (the steps split it), the rest links.
 point_dir() {
-  local dir=kd_tune/$mic/l$1_t$2 f
+  local dir=kd_tune/$mic/l$1_t$2${3:+_lr$3} f
   if [ ! -d $dir ]; then
     mkdir -p $dir.tmp/data $dir.tmp/exp/$mic
     for f in run.sh path.sh cmd.sh conf local; do ln -s "$(readlink -f $recipe/$f)" $dir.tmp/$f; done
@@ -59,21 +64,39 @@ point_dir() {
   echo $dir
 }
 
-# point L T: stages 7-8 of student_kd at λ = L, τ = T (log: <point dir>/tune.log).
+# with_learn_rate R OPTS...: the run.sh options OPTS with train.py's --learn-rate R appended to
+# their --train-opts (added if there are none; train.py takes the last --learn-rate it is given).
+with_learn_rate() {
+  local r=$1 found=false; shift
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --train-opts) printf '%s\0' "$1" "${2:-} --learn-rate $r"; found=true; shift 2 || shift ;;
+      --train-opts=*) printf '%s\0' "$1 --learn-rate $r"; found=true; shift ;;
+      *) printf '%s\0' "$1"; shift ;;
+    esac
+  done
+  [ $found = true ] || printf '%s\0' --train-opts "--learn-rate $r"
+}
+
+# point L T [R]: stages 7-8 of student_kd at λ = L, τ = T, learning rate R (log: <point dir>/tune.log).
 point() {
-  local dir; dir=$(point_dir $1 $2)
-  echo "$0: λ $1, τ $2: $dir (log: $dir/tune.log)"
+  local dir opts=("${run_opts[@]}"); dir=$(point_dir $1 $2 ${3:-})
+  [ -z "${3:-}" ] || mapfile -d '' opts < <(with_learn_rate $3 "${run_opts[@]}")
+  echo "$0: λ $1, τ $2${3:+, learning rate $3}: $dir (log: $dir/tune.log)"
   (cd $dir && ./run.sh --mic $mic --stage 7 --stop-stage 8 --nj 1 --nnet-jobs 1 --untranscribed-factors none \
-      --nnet-systems student_kd --kd-lambda $1 --kd-temperature $2 "${run_opts[@]}" > tune.log 2>&1) \
-    || { echo "$0: λ $1, τ $2 failed: $(tail -1 $dir/tune.log) (log: $dir/tune.log)" >&2; return 1; }
+      --nnet-systems student_kd --kd-lambda $1 --kd-temperature $2 "${opts[@]}" > tune.log 2>&1) \
+    || { echo "$0: λ $1, τ $2${3:+, learning rate $3} failed: $(tail -1 $dir/tune.log) (log: $dir/tune.log)" >&2; return 1; }
 }
 
 run_opts=("$@")
 pids=()
-for t in $temperatures; do
-  for l in $lambdas; do
-    while [ $(jobs -rp | wc -l) -ge $jobs ]; do sleep 1; done
-    point $l $t & pids+=($!)
+for r in ${learn_rates:-default}; do
+  [ $r != default ] || r=
+  for t in $temperatures; do
+    for l in $lambdas; do
+      while [ $(jobs -rp | wc -l) -ge $jobs ]; do sleep 1; done
+      point $l $t $r & pids+=($!)
+    done
   done
 done
 failed=0
@@ -84,15 +107,18 @@ for p in "${pids[@]}"; do wait $p || failed=1; done
 wer() { awk '{print $2}' $1; }
 out=kd_tune/$mic/results.md
 {
-  echo "| λ | τ | dev %WER (best) | eval %WER (at dev's setting) | LM weight | best CV frame accuracy |"
-  echo "|---:|---:|---:|---:|---:|---:|"
-  for t in $temperatures; do
-    for l in $lambdas; do
-      d=kd_tune/$mic/l${l}_t$t/exp/$mic/student_kd
-      acc=$(python -c "import torch, sys; h = torch.load(sys.argv[1], weights_only=False)['history']
-print('%.2f %%' % max(100 * e['cv']['accuracy'] for e in h if 'cv' in e))" $d/checkpoint.pt)
-      lmwt=$(sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $d/decode_dev/scoring_kaldi/best_wer)
-      echo "| $l | $t | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $lmwt | $acc |"
+  echo "| λ | τ | learning rate | dev %WER (best) | eval %WER (at dev's setting) | LM weight | epochs | best CV frame accuracy |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for r in ${learn_rates:-default}; do
+    for t in $temperatures; do
+      for l in $lambdas; do
+        d=kd_tune/$mic/l${l}_t$t$([ $r = default ] || echo _lr$r)/exp/$mic/student_kd
+        curve=$(python -c "import torch, sys; h = torch.load(sys.argv[1], weights_only=False)['history']
+cv = [100 * e['cv']['accuracy'] for e in h if 'cv' in e]
+print('%d | %.2f %%' % (len([e for e in h if 'train' in e]), max(cv)))" $d/checkpoint.pt)
+        lmwt=$(sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $d/decode_dev/scoring_kaldi/best_wer)
+        echo "| $l | $t | $r | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $lmwt | $curve |"
+      done
     done
   done
 } > $out.tmp
