@@ -39,8 +39,10 @@ def systems_of(exp_root, mic):
 
 
 def comparisons_of(systems):
-    """COMPARISONS, and each untranscribed-audio student against student_kd and student_ce."""
-    extra = tuple((a, b) for b in systems if UNTRANSCRIBED_SYSTEM.fullmatch(b) for a in ("student_kd", "student_ce"))
+    """COMPARISONS, and each untranscribed-audio student against the teacher (the gap left),
+    student_kd and student_ce."""
+    extra = tuple((a, b) for b in systems if UNTRANSCRIBED_SYSTEM.fullmatch(b)
+                  for a in ("teacher", "student_kd", "student_ce"))
     return COMPARISONS[:4] + extra + COMPARISONS[4:]
 
 

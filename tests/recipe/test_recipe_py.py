@@ -55,7 +55,8 @@ def test_results_md_has_the_significance_of_the_papers_comparisons(py_run):
             if line.startswith("| ihm |") and len(line.split("|")) == 11]
     pairs = {(r[1], r[2], r[3]) for r in rows}
     assert pairs == {(s, a, b) for s in SETS for a, b in (("teacher", "student_kd"), ("student_ce", "student_kd"),
-                                                          ("student_kd", "student_kd_u1x"), ("student_ce", "student_kd_u1x"),
+                                                          ("teacher", "student_kd_u1x"), ("student_kd", "student_kd_u1x"),
+                                                          ("student_ce", "student_kd_u1x"),
                                                           ("dnn_small", "student_ce"), ("tri", "teacher"),
                                                           *(("student_kd", x) for x in ADAPTED))}
     lines = results_lines(py_run.dir)
