@@ -44,10 +44,15 @@ for f in exp/$mic/teacher/.done exp/$mic/tri/graph/.done data/$mic/train_fbank/f
   [ -e "$f" ] || { echo "$0: $f is missing: run run.sh --mic $mic to stage 6 first" >&2; exit 1; }
 done
 
-# point_dir L T [R]: a recipe dir whose stages 7-8 see this one's earlier stages; its data dir is
-# a copy (the steps split it), the rest links.
-point_dir() {
-  local dir=kd_tune/$mic/l$1_t$2${3:+_lr$3} f
+rates=${learn_rates:-default}   # default: train.py's learning rate
+
+# point_dir L T R: the point's recipe dir (R default: no _lr<rate>).
+point_dir() { echo kd_tune/$mic/l$1_t$2$([ $3 = default ] || echo _lr$3); }
+
+# point_make DIR: unless it exists, a recipe dir whose stages 7-8 see this one's earlier stages;
+# its data dir is a copy (the steps split it), the rest links.
+point_make() {
+  local dir=$1 f
   if [ ! -d $dir ]; then
     mkdir -p $dir.tmp/data $dir.tmp/exp/$mic
     for f in run.sh path.sh cmd.sh conf local; do ln -s "$(readlink -f $recipe/$f)" $dir.tmp/$f; done
@@ -61,7 +66,6 @@ point_dir() {
     [ $mic = ihm ] || ln -s $recipe/exp/ihm $dir.tmp/exp/ihm
     mv $dir.tmp $dir
   fi
-  echo $dir
 }
 
 # with_learn_rate R OPTS...: the run.sh options OPTS with train.py's --learn-rate R appended to
@@ -78,20 +82,23 @@ with_learn_rate() {
   [ $found = true ] || printf '%s\0' --train-opts "--learn-rate $r"
 }
 
-# point L T [R]: stages 7-8 of student_kd at λ = L, τ = T, learning rate R (log: <point dir>/tune.log).
+# point L T R: stages 7-8 of student_kd at λ = L, τ = T, learning rate R (log: <point dir>/tune.log).
 point() {
-  local dir opts=("${run_opts[@]}"); dir=$(point_dir $1 $2 ${3:-})
-  [ -z "${3:-}" ] || mapfile -d '' opts < <(with_learn_rate $3 "${run_opts[@]}")
-  echo "$0: λ $1, τ $2${3:+, learning rate $3}: $dir (log: $dir/tune.log)"
+  local dir what="λ $1, τ $2" opts=("${run_opts[@]}"); dir=$(point_dir $1 $2 $3)
+  point_make $dir
+  if [ $3 != default ]; then
+    what+=", learning rate $3"
+    mapfile -d '' opts < <(with_learn_rate $3 "${run_opts[@]}")
+  fi
+  echo "$0: $what: $dir (log: $dir/tune.log)"
   (cd $dir && ./run.sh --mic $mic --stage 7 --stop-stage 8 --nj 1 --nnet-jobs 1 --untranscribed-factors none \
       --nnet-systems student_kd --kd-lambda $1 --kd-temperature $2 "${opts[@]}" > tune.log 2>&1) \
-    || { echo "$0: λ $1, τ $2${3:+, learning rate $3} failed: $(tail -1 $dir/tune.log) (log: $dir/tune.log)" >&2; return 1; }
+    || { echo "$0: $what failed: $(tail -1 $dir/tune.log) (log: $dir/tune.log)" >&2; return 1; }
 }
 
 run_opts=("$@")
 pids=()
-for r in ${learn_rates:-default}; do
-  [ $r != default ] || r=
+for r in $rates; do
   for t in $temperatures; do
     for l in $lambdas; do
       while [ $(jobs -rp | wc -l) -ge $jobs ]; do sleep 1; done
@@ -109,10 +116,10 @@ out=kd_tune/$mic/results.md
 {
   echo "| λ | τ | learning rate | dev %WER (best) | eval %WER (at dev's setting) | LM weight | epochs | best CV frame accuracy |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for r in ${learn_rates:-default}; do
+  for r in $rates; do
     for t in $temperatures; do
       for l in $lambdas; do
-        d=kd_tune/$mic/l${l}_t$t$([ $r = default ] || echo _lr$r)/exp/$mic/student_kd
+        d=$(point_dir $l $t $r)/exp/$mic/student_kd
         curve=$(python -c "import torch, sys; h = torch.load(sys.argv[1], weights_only=False)['history']
 cv = [100 * e['cv']['accuracy'] for e in h if 'cv' in e]
 print('%d | %.2f %%' % (len([e for e in h if 'train' in e]), max(cv)))" $d/checkpoint.pt)
