@@ -14,13 +14,13 @@ from hdnn.errors import atomic_open
 USAGE = """%(prog)s [options] <exp-root> <results-md>
  e.g.: %(prog)s --mics ihm,sdm1 exp RESULTS.md"""
 
-SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "student_kd_ihmt", "dnn_small", "student_adapt_unsup",
+SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "student_kd_sdmt", "dnn_small", "student_adapt_unsup",
            "student_adapt_teacher", "student_adapt_sup", "teacher_smbr", "student_smbr", "student_ts_smbr",
            "student_gate_smbr", "student_kd_smbrt")
 SETS = ("dev", "eval")
 # (A, B): B is expected to be better, or (teacher vs student) the gap the student should close.
-COMPARISONS = (("teacher", "student_kd"), ("student_ce", "student_kd"), ("student_kd", "student_kd_ihmt"),
-               ("student_ce", "student_kd_ihmt"), ("dnn_small", "student_ce"),
+COMPARISONS = (("teacher", "student_kd"), ("student_ce", "student_kd"), ("student_kd_sdmt", "student_kd"),
+               ("student_ce", "student_kd_sdmt"), ("dnn_small", "student_ce"),
                ("tri", "teacher"), ("student_kd", "student_adapt_unsup"), ("student_kd", "student_adapt_teacher"),
                ("student_kd", "student_adapt_sup"), ("teacher", "teacher_smbr"), ("student_kd", "student_smbr"),
                ("student_kd", "student_ts_smbr"), ("student_kd", "student_gate_smbr"),

@@ -56,9 +56,10 @@ kd_topk=20
 untranscribed_factors=
 train_opts=        # extra options for every steps_py/train.py run
 # Distant mics: the nnets train on the IHM tri model's alignments of the parallel headset audio and
-# decode with its tree and graph (Kaldi's AMI --use-ihm-ali; run --mic ihm to stage 4 first), and
-# student_kd_ihmt is distilled from the IHM teacher's top-k posteriors on that headset audio.
-# false: the mic's own tri alignments and graph, no student_kd_ihmt.
+# decode with its tree and graph (Kaldi's AMI --use-ihm-ali; run --mic ihm to stage 5 first), and
+# student_kd is distilled from the IHM teacher's stored top-k posteriors of that headset audio
+# (whatever --kd-online), student_kd_sdmt from the mic's own teacher (as student_kd on IHM).
+# false: the mic's own tri alignments and graph, student_kd from the mic's own teacher.
 use_ihm_ali=true
 use_gpu=no         # steps_py/train.py --use-gpu: no | yes | optional (yes: set cuda_cmd in cmd.sh)
 nnet_procs=1       # processes per training job (> 1: torchrun, data-parallel; the effective
@@ -216,7 +217,10 @@ nnet_ali=$exp/tri_ali nnet_graph=$graph
 case $use_ihm_ali in true|false) ;; *) echo "$0: --use-ihm-ali $use_ihm_ali: true or false" >&2; exit 1 ;; esac
 case $kd_online in true|false) ;; *) echo "$0: --kd-online $kd_online: true or false" >&2; exit 1 ;; esac
 [[ $nnet_jobs =~ ^[1-9][0-9]*$ ]] || { echo "$0: --nnet-jobs $nnet_jobs: a number of jobs, at least 1" >&2; exit 1; }
-if [ $mic != ihm ] && [ $use_ihm_ali = true ]; then nnet_ali=$exp/tri_ali_ihmdata nnet_graph=exp/ihm/tri/graph; fi
+kd_post=$exp/teacher_post  # student_kd's soft targets (stage 7)
+if [ $mic != ihm ] && [ $use_ihm_ali = true ]; then
+  nnet_ali=$exp/tri_ali_ihmdata nnet_graph=exp/ihm/tri/graph kd_post=$exp/ihm_teacher_post
+fi
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log "Stage 0: corpus and data dirs ($corpus)"
@@ -348,7 +352,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   step $exp/tri_ali gmm align_si --nj $nj --cmd "$train_cmd" $data/train data/lang $exp/tri $exp/tri_ali
   step $graph gmm mkgraph data/lang_test $exp/tri $graph
   for s in dev eval; do
-    deps="$graph $exp/tri/final.mdl $data/$s $(dev_dep $exp/tri $s)" settings="$gmm_decode_opts $gmm_scoring_opts" \
+    deps="$graph $exp/tri/final.mdl $data/$s $(dev_dep $exp/tri $s)" settings="$gmm_decode_opts $gmm_scoring_opts $lmwt_search" \
       step $exp/tri/decode_$s decode_gmm $s
   done
 fi
@@ -433,12 +437,12 @@ teacher_post() {
   forward_jobs "$decode_cmd" $1 $2 $3 post --output posteriors --temperature $kd_temperature --topk $kd_topk
 }
 
-# untranscribed_post N: the teacher's soft targets of the training set and of the N x subset of
-# the untranscribed audio, in $exp/teacher_post_u<N>x/post.scp.
+# untranscribed_post N: student_kd's soft targets of the training set ($kd_post) and the mic's
+# teacher's of the N x subset of the untranscribed audio, in $exp/teacher_post_u<N>x/post.scp.
 untranscribed_post() {
   local dir=$exp/teacher_post_u$1x
   teacher_post $exp/teacher $data/untranscribed_$1x_fbank $dir
-  cat $exp/teacher_post/post.scp >> $dir/post.scp
+  cat $kd_post/post.scp >> $dir/post.scp
 }
 
 # kd_opts POST-DIR: train.py's distillation options: the soft targets stored in POST-DIR, or the
@@ -456,17 +460,17 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     need $exp/make_feats/untranscribed/.done 1
     deps="$data/untranscribed_fbank" step $data/untranscribed_${f}x_fbank untranscribed_subset $f $data/untranscribed_${f}x_fbank
   done
-  if [ $kd_online = false ]; then
-    settings="$kd_topk $kd_temperature" step $exp/teacher_post teacher_post $exp/teacher $data/train_fbank $exp/teacher_post
-    for f in $factors; do
-      deps="$exp/teacher $exp/teacher_post $data/untranscribed_${f}x_fbank" settings="$kd_topk $kd_temperature" \
-        step $exp/teacher_post_u${f}x untranscribed_post $f
-    done
-  fi
-  if [ $nnet_ali != $exp/tri_ali ]; then
+  if [ $kd_post != $exp/teacher_post ]; then
     need exp/ihm/teacher/.done "5 --mic ihm"
     settings="$kd_topk $kd_temperature" step $exp/ihm_teacher_post teacher_post exp/ihm/teacher $data/train_ihmdata_fbank \
       $exp/ihm_teacher_post
+  fi
+  if [ $kd_online = false ]; then
+    settings="$kd_topk $kd_temperature" step $exp/teacher_post teacher_post $exp/teacher $data/train_fbank $exp/teacher_post
+    for f in $factors; do
+      deps="$exp/teacher $kd_post $data/untranscribed_${f}x_fbank" settings="$kd_topk $kd_temperature" \
+        step $exp/teacher_post_u${f}x untranscribed_post $f
+    done
   fi
   # the largest first, so that the jobs side by side finish close together; deps: the posteriors
   # (named in a rspecifier, which the stamp of a step does not follow)
@@ -474,10 +478,12 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     deps=$exp/teacher_post_u${f}x bg train_nnet $exp/student_kd_u${f}x --model-preset $student $(kd_opts $exp/teacher_post_u${f}x) \
       --untranscribed $data/untranscribed_${f}x_fbank
   done
-  deps=$exp/teacher_post bg train_nnet $exp/student_kd --model-preset $student $(kd_opts $exp/teacher_post)
-  if [ $nnet_ali != $exp/tri_ali ]; then
-    deps=$exp/ihm_teacher_post bg train_nnet $exp/student_kd_ihmt --model-preset $student --teacher-post scp:$exp/ihm_teacher_post/post.scp \
+  if [ $kd_post = $exp/teacher_post ]; then
+    deps=$exp/teacher_post bg train_nnet $exp/student_kd --model-preset $student $(kd_opts $exp/teacher_post)
+  else
+    deps=$kd_post bg train_nnet $exp/student_kd --model-preset $student --teacher-post scp:$kd_post/post.scp \
       --kd-lambda $kd_lambda --kd-temperature $kd_temperature
+    deps=$exp/teacher_post bg train_nnet $exp/student_kd_sdmt --model-preset $student $(kd_opts $exp/teacher_post)
   fi
   bg_wait
 fi
@@ -517,7 +523,7 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   systems=$nnet_systems
   if [ -z "$systems" ]; then
     set_factors
-    systems="teacher student_ce dnn_small student_kd$([ $nnet_ali = $exp/tri_ali ] || echo ' student_kd_ihmt')"
+    systems="teacher student_ce dnn_small student_kd$([ $kd_post = $exp/teacher_post ] || echo ' student_kd_sdmt')"
     systems="$systems$(for f in $factors; do printf ' student_kd_u%sx' $f; done)"
   fi
   log "Stage 8: nnet decoding ($systems)"
@@ -526,7 +532,7 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
     case $sys in teacher) from=5 ;; student_ce|dnn_small) from=6 ;; *) from=7 ;; esac
     need $exp/$sys/.done $from
     for s in dev eval; do
-      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
+      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $lmwt_search" step $exp/$sys/decode_$s decode_nnet $sys $s
     done
   done
 fi
@@ -618,7 +624,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
         settings="$adapt_opts $adapt_ali_opts $adapt_teacher_opts $(dev_setting $exp/student_kd)" step $exp/$sys/adapt_$s adapt $sys $s
     done
     for s in dev eval; do
-      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
+      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $lmwt_search" step $exp/$sys/decode_$s decode_nnet $sys $s
     done
   done
   for s in $adapt_curve_sets; do
@@ -688,7 +694,7 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     for sys in $smbr_systems; do
       smbr $sys
       for s in dev eval; do
-        deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
+        deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $lmwt_search" step $exp/$sys/decode_$s decode_nnet $sys $s
       done
     done
   else

@@ -288,8 +288,8 @@ def test_untranscribed_audio_trains_a_student_with_the_teachers_labels(py_run, t
 def test_sdm_nnets_train_on_headset_alignments_and_learn_from_the_headset_teacher(py_run, py_args, tmp_path,
                                                                                   monkeypatch):
     """--mic sdm1 (--use-ihm-ali true): the IHM tri model aligns the parallel headset audio under the
-    SDM ids; the nnets train on it and decode with IHM's graph; student_kd_ihmt learns from the IHM
-    teacher's posteriors of the headset audio."""
+    SDM ids; the nnets train on it and decode with IHM's graph; student_kd learns from the IHM
+    teacher's posteriors of the headset audio, student_kd_sdmt from the SDM teacher's."""
     from hdnn.kaldi.alignments import read_ali_dir
     from hdnn.kaldi.posteriors import read_posteriors
 
@@ -297,7 +297,7 @@ def test_sdm_nnets_train_on_headset_alignments_and_learn_from_the_headset_teache
     for d in ("data/ihm", "data/lang", "data/lang_test", "exp/ihm"):
         (recipe / d).parent.mkdir(parents=True, exist_ok=True)
         (recipe / d).symlink_to(py_run.dir / d)
-    args = [*py_args, "--mic", "sdm1", "--nnet-systems", "student_kd student_kd_ihmt", "--untranscribed-factors", "none"]
+    args = [*py_args, "--mic", "sdm1", "--nnet-systems", "student_kd student_kd_sdmt", "--untranscribed-factors", "none"]
     for stages in (("0", "1"), ("5", "8")):
         run = run_recipe(recipe, *args, "--stage", stages[0], "--stop-stage", stages[1])
         assert run.returncode == 0, run.tail()
@@ -318,8 +318,10 @@ def test_sdm_nnets_train_on_headset_alignments_and_learn_from_the_headset_teache
              "--topk", recipe_default("kd_topk"),
              py_run.dir / "data/ihm/train_fbank", py_run.dir / "exp/ihm/teacher", f"ark,scp:{tmp_path}/p.ark,{tmp_path}/p.scp")
     assert dict(read_posteriors(f"scp:{tmp_path}/p.scp"))[ihm_utt] == post
-    for sys in ("student_kd", "student_kd_ihmt"):
+    for sys in ("student_kd", "student_kd_sdmt"):
         assert (exp / sys / "decode_eval" / "scoring_kaldi" / "best_wer").is_file()
+    assert "--teacher-post scp:exp/sdm1/ihm_teacher_post/post.scp" in (exp / "student_kd/log/train_nnet.log").read_text()
+    assert "--teacher-post scp:exp/sdm1/teacher_post/post.scp" in (exp / "student_kd_sdmt/log/train_nnet.log").read_text()
     # the student's own input is the SDM audio; the teacher's was the headset audio
     feats = {d: dict(line.split() for line in (recipe / "data" / d / "feats.scp").open())
              for d in ("ihm/train_fbank", "sdm1/train_fbank", "sdm1/train_ihmdata_fbank")}
