@@ -99,18 +99,21 @@ run_info=          # a line on the run recorded in RESULTS.md (commit, date, wal
 # "Settings"):
 gmm_scoring_opts="--min-lmwt 12 --max-lmwt 32 --word-ins-penalty 0.0"
 nnet_scoring_opts="--min-lmwt 5 --max-lmwt 13 --word-ins-penalty 0.0"
-# --backend py: best-path search, once per point of the sweep (the wheels make no lattices),
-# coarse-to-fine on dev; eval is searched once, at dev's best setting. The nnets' flatter scores
-# keep more tokens alive, hence their narrower beam.
+# --backend py: best-path search, once per point of the sweep (the wheels make no lattices); eval
+# is searched once, at dev's best setting. The nnets' flatter scores keep more tokens alive, hence
+# their narrower beam. How dev is swept (--search grid | coarse | descent): the GMM's wide range
+# coarse-to-fine, the nnets' by descent from LM weight 10, the inverse of nnet1's acoustic scale
+# 0.1 (egs/ami/README.md, "The protocol").
 gmm_decode_opts="--beam 10 --max-active 2000"
 nnet_decode_opts="--beam 8 --max-active 2000"
-lmwt_search=coarse   # coarse | grid: how the py backend sweeps dev
+gmm_search_opts="--search coarse"
+nnet_search_opts="--search descent --lmwt-start 10"
 # --backend kaldi: lattice generation options (beam, max_active, lattice_beam; acwt for nnets).
 decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature kd_online kd_topk untranscribed_factors train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts lmwt_search decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature kd_online kd_topk untranscribed_factors train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts gmm_search_opts nnet_search_opts decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -307,10 +310,11 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   step $exp/mono_ali gmm align_si --nj $nj --cmd "$train_cmd" $data/train data/lang $exp/mono $exp/mono_ali
 fi
 
-# sweep_opts SYSTEM-DIR SET SCORING-OPTS: the py backend's sweep of a set: dev is tuned over
-# SCORING-OPTS, eval is decoded once, at the LM weight and penalty dev chose (the honest protocol).
+# sweep_opts SYSTEM-DIR SET SCORING-OPTS SEARCH-OPTS: the py backend's sweep of a set: dev is tuned
+# over SCORING-OPTS by SEARCH-OPTS, eval is decoded once, at the LM weight and penalty dev chose
+# (the honest protocol).
 sweep_opts() {
-  if [ $2 = dev ]; then echo "--search $lmwt_search $3"; return; fi
+  if [ $2 = dev ]; then echo "$4 $3"; return; fi
   local setting; setting=$(dev_setting $1)
   set -- $setting
   echo "--min-lmwt $1 --max-lmwt $1 --word-ins-penalty $2"
@@ -339,7 +343,7 @@ decode_gmm() {
     steps/decode.sh --nj $nj --cmd "$decode_cmd" --config $decode_config --scoring-opts "$gmm_scoring_opts" \
       $graph $data/$1 $exp/tri/decode_$1
   else
-    local opts; opts=$(sweep_opts $exp/tri $1 "$gmm_scoring_opts")
+    local opts; opts=$(sweep_opts $exp/tri $1 "$gmm_scoring_opts" "$gmm_search_opts")
     py decode --nj $nj --cmd "$decode_cmd" $gmm_decode_opts $opts $graph $data/$1 $exp/tri/decode_$1
   fi
 }
@@ -352,7 +356,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   step $exp/tri_ali gmm align_si --nj $nj --cmd "$train_cmd" $data/train data/lang $exp/tri $exp/tri_ali
   step $graph gmm mkgraph data/lang_test $exp/tri $graph
   for s in dev eval; do
-    deps="$graph $exp/tri/final.mdl $data/$s $(dev_dep $exp/tri $s)" settings="$gmm_decode_opts $gmm_scoring_opts $lmwt_search" \
+    deps="$graph $exp/tri/final.mdl $data/$s $(dev_dep $exp/tri $s)" settings="$gmm_decode_opts $gmm_scoring_opts $gmm_search_opts" \
       step $exp/tri/decode_$s decode_gmm $s
   done
 fi
@@ -492,7 +496,7 @@ fi
 # with the tri graph and the transition model of tri_ali ($nnet_graph and $nnet_ali), then scored.
 decode_nnet() {
   local opts=""
-  [ $backend = kaldi ] || opts=$(sweep_opts $exp/$1 $2 "$nnet_scoring_opts")
+  [ $backend = kaldi ] || opts=$(sweep_opts $exp/$1 $2 "$nnet_scoring_opts" "$nnet_search_opts")
   decode_data $exp/$1 $data/${2}_fbank $exp/$1/decode_$2 "$opts"
 }
 
@@ -532,7 +536,7 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
     case $sys in teacher) from=5 ;; student_ce|dnn_small) from=6 ;; *) from=7 ;; esac
     need $exp/$sys/.done $from
     for s in dev eval; do
-      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $lmwt_search" step $exp/$sys/decode_$s decode_nnet $sys $s
+      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
     done
   done
 fi
@@ -624,7 +628,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
         settings="$adapt_opts $adapt_ali_opts $adapt_teacher_opts $(dev_setting $exp/student_kd)" step $exp/$sys/adapt_$s adapt $sys $s
     done
     for s in dev eval; do
-      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $lmwt_search" step $exp/$sys/decode_$s decode_nnet $sys $s
+      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
     done
   done
   for s in $adapt_curve_sets; do
@@ -694,7 +698,7 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     for sys in $smbr_systems; do
       smbr $sys
       for s in dev eval; do
-        deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $lmwt_search" step $exp/$sys/decode_$s decode_nnet $sys $s
+        deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
       done
     done
   else

@@ -6,10 +6,12 @@ local/score.sh is done by decoding the best path once per (LMWT, WIP): acoustic 
 1/LMWT, and WIP added to every word arc of the graph. Kaldi's FasterDecoder does the search
 over a decodable whose columns are transition-ids (`khg.DecodableCtc`, column = tid - 1).
 
-The sweep is either the whole grid (`search="grid"`) or coarse-to-fine (`search="coarse"`):
-every few LM weights first, then ever closer around the best so far, scored between rounds
-(WER is close to unimodal in the LM weight). On dev that costs about half the searches of
-the grid; eval is decoded once, at the setting dev chose (egs/ami/run.sh).
+The sweep is the whole grid (`search="grid"`), coarse-to-fine (`search="coarse"`: every few
+LM weights first, then ever closer around the best so far) or a descent (`search="descent"`:
+the start weight and its neighbours, then one step at a time towards the better side until
+both neighbours of the best are worse), scored between rounds (WER is close to unimodal in the
+LM weight). On dev coarse-to-fine costs about half the searches of the grid, a descent from
+near the best about a third; eval is decoded once, at the setting dev chose (egs/ami/run.sh).
 
 A decode dir holds tra/<LMWT>_<WIP>.tra (`utt word-id ...` lines, every utterance),
 num_jobs, log/decode.JOB.log and decode_stats.txt. Each job writes its own
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 FRAME_SHIFT = 0.01
 
 
+SEARCHES = ("grid", "coarse", "descent")
+
+
 @dataclass
 class DecodeConfig:
     """Search and sweep options (names of steps/decode.sh and local/score.sh)."""
@@ -48,15 +53,19 @@ class DecodeConfig:
     min_lmwt: int = 7
     max_lmwt: int = 17
     word_ins_penalty: tuple = ("0.0", "0.5", "1.0")
-    search: str = "grid"   # grid | coarse
+    search: str = "grid"   # grid | coarse | descent
+    start_lmwt: int = 0    # where a descent starts (0: the middle of the range)
     points: tuple = ()     # the (lmwt, wip) of one round; empty: the whole grid
 
     def sweep(self):
         """[(lmwt, wip string)] in decoding order: this round's points, or the whole grid."""
         if self.min_lmwt < 1 or self.max_lmwt < self.min_lmwt:
             raise HdnnError(f"bad LM-weight range {self.min_lmwt}..{self.max_lmwt}")
-        if self.search not in ("grid", "coarse"):
-            raise HdnnError(f"bad LM-weight search {self.search!r} (grid or coarse)")
+        if self.search not in SEARCHES:
+            raise HdnnError(f"bad LM-weight search {self.search!r} ({', '.join(SEARCHES)})")
+        if self.start_lmwt and not self.min_lmwt <= self.start_lmwt <= self.max_lmwt:
+            raise HdnnError(f"LM-weight start {self.start_lmwt} outside the range "
+                            f"{self.min_lmwt}..{self.max_lmwt}")
         for w in self.word_ins_penalty:
             try:
                 float(w)
@@ -91,6 +100,30 @@ def coarse_to_fine(config, decode, score):
         for wip in config.word_ins_penalty:
             best = min((k for k in results if k[1] == wip), key=lambda k: (results[k].wer, k[0]))[0]
             todo += [(lmwt, wip) for lmwt in (best - step, best + step) if lo <= lmwt <= hi]
+
+
+def descent(config, decode, score):
+    """Decode `config`'s sweep by descent, per penalty: the start weight and its neighbours,
+    then the unsearched neighbours of the best so far (of each weight tied for it: a plateau is
+    walked across), until all are searched (or outside the range). decode(points) and score(points) as for coarse_to_fine. Returns the points decoded,
+    in order. A noisy WER curve can stop it at a local minimum next to the start (measured in
+    egs/ami/README.md, "Budgets")."""
+    lo, hi = config.min_lmwt, config.max_lmwt
+    start = config.start_lmwt or (lo + hi + 1) // 2
+    done = []
+    todo = [(lmwt, wip) for wip in config.word_ins_penalty
+            for lmwt in (start - 1, start, start + 1) if lo <= lmwt <= hi]
+    while todo:
+        decode(todo)
+        done += todo
+        results = score(done)
+        todo = []
+        for wip in config.word_ins_penalty:
+            mine = {k[0]: results[k].wer for k in results if k[1] == wip}
+            best = min(mine.values())
+            todo += sorted({(lmwt, wip) for w, wer in mine.items() if wer == best for lmwt in (w - 1, w + 1)
+                            if lo <= lmwt <= hi and (lmwt, wip) not in done})
+    return done
 
 
 @dataclass
@@ -348,8 +381,8 @@ def run_decode_jobs(decode_dir, graph_dir, model_dir, config, source, nj, cmd="r
 
 def decode_sweep(decode_dir, graph_dir, model_dir, config, source, nj, cmd="run.pl", progress=True, score=None,
                  inputs=None):
-    """run_decode_jobs over config's grid, or coarse-to-fine when config.search is "coarse"
-    (then score(points) -> {point: WerResult} picks the next round). Earlier transcripts in
+    """run_decode_jobs over config's grid, or coarse-to-fine or by descent (config.search;
+    then score(points) -> {point: WerResult} picks the next round). Earlier transcripts in
     `decode_dir` are kept only when made from the same `inputs` ({name: path(s)}, besides the
     graph) and options (claim_decode_dir). Returns DecodeStats with .points, the settings decoded."""
     claim_decode_dir(decode_dir, graph_dir, config, nj, inputs or {})
@@ -358,14 +391,14 @@ def decode_sweep(decode_dir, graph_dir, model_dir, config, source, nj, cmd="run.
         stats.points = config.sweep()
         return stats
     if score is None:
-        raise HdnnError("a coarse-to-fine LM-weight search needs the transcripts to score rounds")
+        raise HdnnError(f"the {config.search} LM-weight search needs the transcripts to score rounds")
     last = {}
 
     def decode(points):
         last["stats"] = run_decode_jobs(decode_dir, graph_dir, model_dir,
                                         dataclasses.replace(config, points=tuple(points)), source, nj, cmd, progress)
 
-    points = coarse_to_fine(config, decode, score)
+    points = (coarse_to_fine if config.search == "coarse" else descent)(config, decode, score)
     stats = last["stats"]
     stats.points = points
     return stats

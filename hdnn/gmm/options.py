@@ -81,9 +81,12 @@ def add_decode_options(p):
     p.add_argument("--min-lmwt", type=int, default=7, help="smallest LM weight of the sweep")
     p.add_argument("--max-lmwt", type=int, default=17, help="largest LM weight of the sweep")
     p.add_argument("--word-ins-penalty", default="0.0,0.5,1.0", help="comma-separated penalties of the sweep")
-    p.add_argument("--search", choices=("grid", "coarse"), default="grid",
+    p.add_argument("--search", choices=("grid", "coarse", "descent"), default="grid",
                    help="grid: every LM weight of the range; coarse: coarse-to-fine around the best "
-                        "(scored between rounds; about half the searches on a wide range)")
+                        "(scored between rounds; about half the searches on a wide range); descent: "
+                        "from --lmwt-start towards the better neighbour until both are worse")
+    p.add_argument("--lmwt-start", type=int, default=0,
+                   help="where --search descent starts (0: the middle of the range)")
     p.add_argument("--skip-scoring", type=str2bool, default=False, help="do not score")
     p.add_argument("--progress", type=str2bool, default=True, help="show a progress bar")
 
@@ -94,11 +97,11 @@ def decode_config(args):
     return DecodeConfig(beam=args.beam, max_active=args.max_active, min_active=args.min_active,
                         retry_beam=args.retry_beam, min_lmwt=args.min_lmwt, max_lmwt=args.max_lmwt,
                         word_ins_penalty=tuple(w.strip() for w in args.word_ins_penalty.split(",")),
-                        search=args.search)
+                        search=args.search, start_lmwt=args.lmwt_start)
 
 
 def round_scorer(args, lang_dir):
-    """score(points) for the rounds of a coarse-to-fine search (None with --skip-scoring)."""
+    """score(points) for the rounds of a coarse-to-fine or descent search (None with --skip-scoring)."""
     if args.skip_scoring:
         return None
     from hdnn.scoring import score_points

@@ -12,6 +12,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from tests.gmm.fixtures import STEPS, run_step
+from hdnn.errors import HdnnError
 from hdnn.gmm.decode import DecodeConfig, GmmScorer, decode_gmm
 from hdnn.gmm.features import iter_cmvn_deltas
 from hdnn.gmm.model import GmmSystem
@@ -196,6 +197,30 @@ def test_coarse_to_fine_search_visits_few_weights_and_finds_the_minimum():
     assert min(found, key=lambda p: wer(p[0]).errors)[0] == 23
 
 
+def test_descent_search_walks_to_the_minimum_and_stops_at_its_worse_neighbours():
+    from hdnn.gmm.decode import descent
+    from hdnn.scoring import WerResult
+
+    def wer(lmwt):  # unimodal, minimum at 8
+        return WerResult(1000, 0, 0, 100 + (lmwt - 8) ** 2)
+
+    rounds = []
+    cfg = DecodeConfig(min_lmwt=5, max_lmwt=13, word_ins_penalty=("0.0",), search="descent", start_lmwt=11)
+    found = descent(cfg, rounds.append, lambda pts: {p: wer(p[0]) for p in pts})
+    assert [[p[0] for p in r] for r in rounds] == [[10, 11, 12], [9], [8], [7]]
+    assert len(found) == len(set(found))
+    rounds.clear()  # no start: the middle; a range edge ends the walk
+    edge = DecodeConfig(min_lmwt=5, max_lmwt=13, word_ins_penalty=("0.0",), search="descent")
+    descent(edge, rounds.append, lambda pts: {p: WerResult(1000, 0, 0, 100 + p[0]) for p in pts})
+    assert [[p[0] for p in r] for r in rounds] == [[8, 9, 10], [7], [6], [5]]
+    rounds.clear()  # a plateau at the start is walked across to the better side
+    plateau = {9: 105, 10: 103, 11: 103, 12: 103, 13: 101}
+    descent(cfg, rounds.append, lambda pts: {p: WerResult(1000, 0, 0, plateau.get(p[0], 110)) for p in pts})
+    assert [[p[0] for p in r] for r in rounds] == [[10, 11, 12], [9, 13]]
+    with pytest.raises(HdnnError, match="outside the range"):
+        DecodeConfig(min_lmwt=5, max_lmwt=13, search="descent", start_lmwt=14).sweep()
+
+
 def test_coarse_search_decodes_fewer_weights_to_the_same_best(espeak_corpus, espeak_graph, espeak_decode, tmp_path):
     out = tmp_path / "coarse"
     p = run_step("decode", "--nj", 2, "--progress", "false", "--search", "coarse", "--min-lmwt", 7,
@@ -209,3 +234,18 @@ def test_coarse_search_decodes_fewer_weights_to_the_same_best(espeak_corpus, esp
     assert best.wer == min(grid.values())
     for lmwt in (9, 11):  # a round decodes as the grid does
         assert (out / "tra" / f"{lmwt}_0.0.tra").read_text() == (espeak_decode[0] / "tra" / f"{lmwt}_0.0.tra").read_text()
+
+
+def test_descent_search_ends_with_the_best_between_worse_neighbours(espeak_corpus, espeak_graph, tmp_path):
+    out = tmp_path / "descent"
+    p = run_step("decode", "--nj", 2, "--progress", "false", "--search", "descent", "--lmwt-start", 9,
+                 "--min-lmwt", 7, "--max-lmwt", 15, "--word-ins-penalty", "0.0", espeak_graph, espeak_corpus.data, out)
+    decoded = sorted(int(t.name.split("_")[0]) for t in (out / "tra").glob("*_0.0.tra"))
+    assert {8, 9, 10} <= set(decoded)
+    stats = dict(line.split() for line in (out / "decode_stats.txt").read_text().splitlines())
+    assert int(stats["passes"]) == len(decoded)
+    best, _ = parse_wer_line(p.stdout.strip().splitlines()[-1])
+    grid = {lmwt: parse_wer_line((out / f"wer_{lmwt}_0.0").read_text())[0].wer for lmwt in decoded}
+    assert best.wer == min(grid.values())
+    top = min(grid, key=lambda w: (grid[w], w))
+    assert all(w in grid and grid[w] >= grid[top] for w in (top - 1, top + 1) if 7 <= w <= 15)
