@@ -5,7 +5,9 @@ denominator lattices (made by latgen-faster-mapped from the model's log-likeliho
 network's scores replacing the lattices' acoustic costs (see hdnn/nnet/smbr.py).
 
 <ali-dir>: transition-id alignments (ali.*.gz + final.mdl) of the reference transcripts;
-<denlat-dir>: lat.*.gz. With --teacher and --ts-weight the loss mixes in the teacher's soft
+<denlat-dir>: lat.*.gz, or den_graph.npz: the lattice-free denominator of
+steps_py/make_den_graph.py (a transition-id bigram of the training alignments), for a Kaldi-free
+setup. With --teacher and --ts-weight the loss mixes in the teacher's soft
 targets (teacher-student sMBR); --update gates trains only the HDNN's gates. <exp-dir> becomes a
 model dir (final.pt, nnet/iter<N>.pt, curve.tsv, log/train_smbr.log); a killed run resumes.
 """
@@ -33,7 +35,7 @@ def get_args(argv=None):
                    help="SGD learning rate per utterance (gradient summed over frames, as nnet1)")
     p.add_argument("--num-iters", type=int, default=d.num_iters, help="passes over the training data")
     p.add_argument("--acoustic-scale", type=float, default=d.acoustic_scale, help="kappa")
-    p.add_argument("--lm-scale", type=float, default=d.lm_scale, help="scale of the lattices' graph costs")
+    p.add_argument("--lm-scale", type=float, default=d.lm_scale, help="scale of the lattices' graph costs (a den_graph.npz's are used at scale 1)")
     p.add_argument("--one-silence-class", type=str2bool, default=d.one_silence_class,
                    help="silence against silence counts as correct (false: silence never does)")
     p.add_argument("--smooth", type=float, default=d.smooth, help="weight of frame cross-entropy on the alignment")

@@ -50,23 +50,23 @@ class DenGraph:
         return len(self.src)
 
     @classmethod
-    def from_alignments(cls, alignments, tid2pdf):
-        """Estimate the bigram from transition-id sequences (an iterable of int arrays);
-        tid2pdf maps a transition-id to its pdf."""
+    def from_alignments(cls, alignments, tid2pdf, source="alignments"):
+        """Estimate the bigram from (utt, transition-ids) items; tid2pdf maps a transition-id to
+        its pdf; source names the alignments in errors."""
         tid2pdf = np.asarray(tid2pdf)
         firsts, lasts, pairs, counts = [], [], [], []
-        for ali in alignments:
+        for utt, ali in alignments:
             ali = np.asarray(ali, dtype=np.int64)
             if len(ali) == 0:
                 continue
             if ali.min() < 1 or ali.max() >= len(tid2pdf):
-                raise HdnnError(f"alignment with transition-id {int(ali.max())} outside 1..{len(tid2pdf) - 1}")
+                raise HdnnError(f"{source}: alignment of {utt} has transition-ids outside 1..{len(tid2pdf) - 1}")
             firsts.append(ali[0])
             lasts.append(ali[-1])
             pairs.append(ali[:-1] * len(tid2pdf) + ali[1:])
             counts.append(ali)
         if not firsts:
-            raise HdnnError("no alignment to estimate a denominator graph from")
+            raise HdnnError(f"{source}: no alignment to estimate a denominator graph from")
         tids = np.unique(np.concatenate(counts))
         state = np.full(len(tid2pdf), -1, dtype=np.int64)
         state[tids] = np.arange(len(tids))

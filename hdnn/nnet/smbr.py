@@ -93,31 +93,42 @@ def read_silence_phones(lang_dir):
 
 
 class SequenceData:
-    """The training examples: features, reference transition-ids and a denominator lattice per
-    utterance (those with all three); each utterance's LatticeBatch is built on first use."""
+    """The training examples: features, reference transition-ids and the denominator: a lattice
+    per utterance (those with all three; each utterance's LatticeBatch is built on first use), or
+    one lattice-free denominator graph for all (`<denlat-dir>/den_graph.npz`,
+    steps_py/make_den_graph.py)."""
 
     def __init__(self, pipeline, ali_dir, denlat_dir, lang_dir, config, teacher_pipeline=None):
         from hdnn.kaldi.gmm_model import read_transition_model
         from hdnn.kaldi.io import read_int_vectors
         from hdnn.kaldi.lattices import read_lattices
+        from hdnn.nnet.dengraph import DenGraph
         from hdnn.nnet.sequence import FrameAccuracy
 
         self.pipeline, self.teacher_pipeline, self.config = pipeline, teacher_pipeline, config
         self.tm = read_transition_model(Path(ali_dir) / "final.mdl")
         self.ali_files = _numbered(ali_dir, "ali.*.gz", "alignment files")
-        self.lat_files = _numbered(denlat_dir, "lat.*.gz", "lattice files (make them with latgen-faster-mapped)")
         gz = " ".join(str(p) for p in self.ali_files)
         self.refs = dict(read_int_vectors(f"ark:gunzip -c {gz} |"))
-        self.lattices = {}
-        for path in self.lat_files:
-            for utt, lat in read_lattices(f"ark:gunzip -c {path} |"):
-                self.lattices[utt] = lat
+        self.graph, self.lattices = None, {}
+        graph_file = Path(denlat_dir) / "den_graph.npz"
+        if graph_file.exists():
+            self.graph, self.lat_files = DenGraph.load(graph_file), [graph_file]
+            if int(self.graph.tids.max()) >= len(self.tm.tid2pdf) or not np.array_equal(
+                    self.graph.pdfs, self.tm.tid2pdf[self.graph.tids]):
+                raise HdnnError(f"{graph_file} was not made with the transition model of {ali_dir}")
+        else:
+            self.lat_files = _numbered(denlat_dir, "lat.*.gz", "lattice files (make them with latgen-faster-mapped, "
+                                                               "or a den_graph.npz with make_den_graph.py)")
+            for path in self.lat_files:
+                for utt, lat in read_lattices(f"ark:gunzip -c {path} |"):
+                    self.lattices[utt] = lat
         feats = set(pipeline.utts)
-        self.utts = sorted(u for u in feats if u in self.refs and u in self.lattices)
+        self.utts = sorted(u for u in feats if u in self.refs and (self.graph is not None or u in self.lattices))
         missing = len(feats) - len(self.utts)
         if not self.utts:
             raise HdnnError(f"no utterance of {pipeline.data.path} has both an alignment in {ali_dir} "
-                            f"and a lattice in {denlat_dir}")
+                            f"and a denominator in {denlat_dir}")
         if missing:
             log.warning("%d of %d utterances have no alignment or no lattice; they are skipped", missing, len(feats))
         self.silence = read_silence_phones(lang_dir)
@@ -127,35 +138,44 @@ class SequenceData:
         self._batches = {}
 
     def example(self, utt):
-        """(inputs, LatticeBatch, per-arc accuracy or None, reference pdfs, teacher inputs)."""
+        """(inputs, LatticeBatch or DenGraph, accuracy (per arc, or per frame and state) or
+        None, reference pdfs, teacher inputs)."""
         from hdnn.nnet.sequence import LatticeBatch
 
         x = self.pipeline(utt)
         ref = self.refs[utt]
         if len(ref) != len(x):
             raise HdnnError(f"alignment of {utt} has {len(ref)} frames, its features {len(x)}")
-        if utt not in self._batches:
-            batch = LatticeBatch([(utt, self.lattices.pop(utt))], [len(x)], self.tm.tid2pdf, self.config.lm_scale)
-            acc = batch.accuracy(self.accuracy, ref) if self.config.criterion != "mmi" else None
-            self._batches[utt] = (batch, acc)
-        batch, acc = self._batches[utt]
+        mmi = self.config.criterion == "mmi"
+        if self.graph is not None:  # the accuracy of every state at every frame: made, not kept
+            batch, acc = self.graph, None if mmi else self.graph.accuracy(self.accuracy, ref)
+        else:
+            if utt not in self._batches:
+                batch = LatticeBatch([(utt, self.lattices.pop(utt))], [len(x)], self.tm.tid2pdf, self.config.lm_scale)
+                self._batches[utt] = (batch, None if mmi else batch.accuracy(self.accuracy, ref))
+            batch, acc = self._batches[utt]
         teacher_x = self.teacher_pipeline(utt) if self.teacher_pipeline is not None else None
         return torch.from_numpy(x), batch, acc, torch.from_numpy(self.tm.tid2pdf[ref]).long(), teacher_x
 
 
 def utterance_loss(model, log_prior, data, utt, config, teacher=None):
     """(loss, frames, expected frame accuracy or -logZ, objective) of one utterance."""
+    from hdnn.nnet.dengraph import den_mmi_loss, den_smbr_loss
     from hdnn.nnet.sequence import mmi_loss, smbr_loss
 
     x, batch, acc, ref_pdfs, teacher_x = data.example(utt)
     logits = model(x)
     y = F.log_softmax(logits, dim=-1) - log_prior
     kappa = config.acoustic_scale
+    free = data.graph is not None
     if config.criterion == "mmi":
-        seq, logz = mmi_loss(y, batch, kappa, ref_pdfs.numpy())
+        if free:
+            seq, logz = den_mmi_loss(y, batch, kappa, ref_pdfs.numpy(), utt)
+        else:
+            seq, logz = mmi_loss(y, batch, kappa, ref_pdfs.numpy())
         stat = float("nan")
     else:
-        seq, expected = smbr_loss(y, batch, kappa, acc)
+        seq, expected = den_smbr_loss(y, batch, kappa, acc, utt) if free else smbr_loss(y, batch, kappa, acc)
         stat = expected.sum().item()
     loss = (1.0 - config.ts_weight) * seq
     if config.ts_weight > 0:

@@ -87,7 +87,7 @@ def test_mmi_gradient_is_kappa_times_den_minus_num_posteriors():
 
 def test_bigram_from_alignments_counts_the_pairs_and_ends():
     alis = [np.array([1, 1, 2, 5, 5]), np.array([1, 2, 2, 5]), np.array([3, 4])]
-    g = DenGraph.from_alignments(alis, TID2PDF)
+    g = DenGraph.from_alignments(enumerate(alis), TID2PDF)
     assert g.tids.tolist() == [1, 2, 3, 4, 5] and g.pdfs.tolist() == [0, 0, 1, 1, 2]
     prob = {(int(g.tids[s]), int(g.tids[d])): round(float(np.exp(lp)), 6) for s, d, lp in zip(g.src, g.dst, g.logp)}
     # tid 1 occurs 3 times: followed by 1 once and by 2 twice; tid 5 ends both its utterances
@@ -97,12 +97,12 @@ def test_bigram_from_alignments_counts_the_pairs_and_ends():
     assert np.allclose(np.exp(g.final), [0, 0, 0, 1, 2 / 3])
     out = np.bincount(g.src, weights=np.exp(g.logp), minlength=g.num_states) + np.exp(g.final)
     assert np.allclose(out, 1.0)  # each state's arcs and end sum to one
-    with pytest.raises(HdnnError, match="outside 1..9"):
-        DenGraph.from_alignments([np.array([1, 10])], TID2PDF)
+    with pytest.raises(HdnnError, match="ali.1.gz: alignment of u2 has transition-ids outside 1..9"):
+        DenGraph.from_alignments([("u1", np.array([1])), ("u2", np.array([1, 10]))], TID2PDF, "ali.1.gz")
 
 
 def test_round_trip_and_clear_errors(tmp_path):
-    g = DenGraph.from_alignments([np.array([1, 1, 2, 5, 5]), np.array([3, 4])], TID2PDF)
+    g = DenGraph.from_alignments(enumerate([np.array([1, 1, 2, 5, 5]), np.array([3, 4])]), TID2PDF)
     g.save(tmp_path / "den.npz")
     h = DenGraph.load(tmp_path / "den.npz")
     assert all(np.array_equal(getattr(g, k), getattr(h, k)) for k in ("tids", "pdfs", "src", "dst", "logp",

@@ -111,6 +111,34 @@ def test_teacher_student_and_mmi_variants(seq, tmp_path):
     assert obj[1] < obj[0]  # logZ_den - kappa * y[num] per frame falls
 
 
+def test_lattice_free_denominator_raises_the_expected_frame_accuracy(seq, tmp_path):
+    data, lang, student, _, ali_dir, _ = seq
+    den = tmp_path / "dengraph"
+    p = run_step("make_den_graph.py", ali_dir, den)
+    assert "states (transition-ids)" in p.stdout and (den / "log" / "make_den_graph.log").exists()
+    out = tmp_path / "free"
+    run_step("train_smbr.py", "--learn-rate", "2e-4", "--num-iters", "3", data, lang, student, ali_dir, den, out)
+    acc = curve(out)
+    print("frame accuracy per iteration (lattice-free):", acc)
+    assert len(acc) == 3 and acc[2] > acc[0] + 0.01
+    before, after = weights(student / "final.pt"), weights(out / "final.pt")
+    assert not all(torch.equal(before[k], after[k]) for k in before)
+    run_step("train_smbr.py", "--num-iters", "2", "--criterion", "mmi", data, lang, student, ali_dir, den, tmp_path / "mmi")
+    obj = [float(line.split("\t")[4]) for line in (tmp_path / "mmi" / "curve.tsv").read_text().splitlines()[1:]]
+    assert obj[1] < obj[0]
+    # a graph of another transition model is refused, naming both
+    from hdnn.nnet.dengraph import DenGraph
+
+    g = DenGraph.load(den / "den_graph.npz")
+    g.pdfs = (g.pdfs + 1) % (g.pdfs.max() + 1)
+    other = tmp_path / "other"
+    other.mkdir()
+    g.save(other / "den_graph.npz")
+    p = run_step("train_smbr.py", data, lang, student, ali_dir, other, tmp_path / "bad", check=False)
+    assert p.returncode == 1 and "was not made with the transition model of" in p.stderr
+    assert "Traceback" not in p.stderr and not (tmp_path / "bad" / "final.pt").exists()
+
+
 def test_bad_input_is_one_clear_line(seq, tmp_path):
     data, lang, student, teacher, ali_dir, denlats = seq
     cases = [
