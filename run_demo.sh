@@ -11,9 +11,10 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC')
 "$root/tools/setup.sh"
 cd "$root/egs/ami"
 # The untranscribed-audio curve on IHM only, to keep the demo's time down (--untranscribed-factors
-# after it on the command line draws it for SDM too).
-./run.sh --backend py --size demo --mic ihm --stop-stage 10 "$@"
-./run.sh --backend py --size demo --mic sdm1 --stop-stage 10 --untranscribed-factors none "$@"
+# after it on the command line draws it for SDM too). Stage 10 (sMBR on the lattice-free
+# denominator) is not in the demo yet (egs/ami/README.md, "Sequence training").
+./run.sh --backend py --size demo --mic ihm --stop-stage 9 "$@"
+./run.sh --backend py --size demo --mic sdm1 --stop-stage 9 --untranscribed-factors none "$@"
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || commit="$commit (with uncommitted changes)"
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)

@@ -3,6 +3,7 @@
 a bigram over the transition-ids of an alignment dir's alignments, written to
 <dir>/den_graph.npz, which steps_py/train_smbr.py takes in place of a denominator-lattice dir.
 The counterpart of steps/nnet/make_denlats.sh for the Kaldi-free backend."""
+import logging
 from pathlib import Path
 
 from hdnn.cli import get_parser, run_main, setup_logging
@@ -32,7 +33,9 @@ def main(argv=None):
     graph = DenGraph.from_alignments(items, tid2pdf, f"{args.ali_dir}/ali.*.gz")
     out = Path(args.dir) / "den_graph.npz"
     graph.save(out)
-    print(f"{out}: {graph.num_states} states (transition-ids), {graph.num_arcs} arcs, from {len(files)} alignment files")
+    summary = f"{out}: {graph.num_states} states (transition-ids), {graph.num_arcs} arcs, from {len(files)} alignment files"
+    logging.info("%s", summary)
+    print(summary)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@
 #   9 speaker adaptation of the KD student's gates (unsupervised, teacher-labelled, supervised)
 #     and its decoding; the data-amount curve (adaptation on the first N seconds of each speaker)
 #  10 sequence training (sMBR) of the teacher and the KD student, in the teacher-student
-#     variants, and its decoding (--backend kaldi: the denominator lattices come from
-#     latgen-faster-mapped)                             11 results table
+#     variants, and its decoding (the denominator: --backend kaldi lattices of
+#     latgen-faster-mapped, --backend py a transition-id bigram of the nnet's alignments)
+#                                                       11 results table
 #
 # --backend kaldi runs the GMM, lang, graph, decoding and scoring steps with Kaldi's own
 # steps/ and utils/ (linked from $KALDI_ROOT/egs/wsj/s5) and pipes the nnets' log-likelihoods
@@ -84,7 +85,8 @@ adapt_curve_sets="eval"
 adapt_curve_seconds="10 30 60 0"
 adapt_curve_updates="gates lhuc all"
 # Stage 10: sMBR as nnet1's train_mpe.sh (steps_py/train_smbr.py) from the nnet's own alignments
-# and denominator lattices (a unigram LM of the training transcripts, as make_denlats.sh builds):
+# and denominator lattices (a unigram LM of the training transcripts, as make_denlats.sh builds;
+# --backend py: lattice-free, a transition-id bigram of those alignments, make_den_graph.py):
 # teacher_smbr, student_smbr (student_kd), student_ts_smbr (student_kd, with the teacher's soft
 # targets mixed in), student_gate_smbr (student_kd, gates only), student_kd_smbrt (a KD student
 # distilled from teacher_smbr).
@@ -684,26 +686,28 @@ smbr() {
        exit 1 ;;
   esac
   deps="$exp/$src/final.pt $nnet_ali/final.mdl data/lang" step $exp/${src}_ali align_nnet $src $data/train_fbank $exp/${src}_ali
-  deps="$exp/$src/final.pt $exp/dengraph $nnet_ali/final.mdl $data/train_fbank" settings="$denlat_opts" \
-    step $exp/${src}_denlats make_denlats $src $exp/${src}_denlats
-  step $exp/$1 py train_smbr $opts $data/train_fbank data/lang $exp/$src $exp/${src}_ali $exp/${src}_denlats $exp/$1
+  local den=$exp/${src}_denlats
+  if [ $backend = kaldi ]; then
+    deps="$exp/$src/final.pt $exp/dengraph $nnet_ali/final.mdl $data/train_fbank" settings="$denlat_opts" \
+      step $den make_denlats $src $den
+  else
+    den=$exp/${src}_dengraph
+    deps=$exp/${src}_ali step $den py make_den_graph $exp/${src}_ali $den
+  fi
+  step $exp/$1 py train_smbr $opts $data/train_fbank data/lang $exp/$src $exp/${src}_ali $den $exp/$1
 }
 
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
-  if [ $backend = kaldi ]; then
-    log "Stage 10: sequence training (sMBR): $smbr_systems"
-    need $exp/student_kd/.done 7
-    need $exp/teacher/.done 5
-    deps="data/lang $data/train/text $nnet_ali" step $exp/dengraph den_graph $exp/dengraph
-    for sys in $smbr_systems; do
-      smbr $sys
-      for s in dev eval; do
-        deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
-      done
+  log "Stage 10: sequence training (sMBR): $smbr_systems"
+  need $exp/student_kd/.done 7
+  need $exp/teacher/.done 5
+  [ $backend = py ] || deps="data/lang $data/train/text $nnet_ali" step $exp/dengraph den_graph $exp/dengraph
+  for sys in $smbr_systems; do
+    smbr $sys
+    for s in dev eval; do
+      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
     done
-  else
-    log "Stage 10: sequence training needs denominator lattices, which only --backend kaldi makes; skipped"
-  fi
+  done
 fi
 
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then

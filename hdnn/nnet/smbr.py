@@ -123,6 +123,11 @@ class SequenceData:
             for path in self.lat_files:
                 for utt, lat in read_lattices(f"ark:gunzip -c {path} |"):
                     self.lattices[utt] = lat
+        if self.graph is not None:
+            log.info("denominator: %s, lattice-free (%d states, %d arcs)", graph_file, self.graph.num_states,
+                     self.graph.num_arcs)
+        else:
+            log.info("denominator: %d lattices of %s", len(self.lattices), denlat_dir)
         feats = set(pipeline.utts)
         self.utts = sorted(u for u in feats if u in self.refs and (self.graph is not None or u in self.lattices))
         missing = len(feats) - len(self.utts)

@@ -172,6 +172,36 @@ def test_stage_9_adapts_the_students_gates_to_each_test_speaker(py_run):
         assert "align_mapped: done" in (exp / "student_adapt_unsup" / f"ali_{t}" / "log" / "align_mapped.log").read_text()
 
 
+def test_stage_10_sequence_trains_on_the_lattice_free_denominator(py_run, py_args, tmp_path):
+    """Stage 10 with --backend py: student_kd's own alignments, a transition-id bigram of them
+    (make_den_graph.py) for the denominator, train_smbr.py for the sMBR, teacher-student and
+    gates-only students, and their decoding."""
+    import torch
+
+    from hdnn.nnet.models import load_model
+    from tests.recipe.conftest import check, link_nnet_system
+
+    recipe = clone_for_decoding(py_run.dir, tmp_path / "py_smbr", "student_kd")
+    link_nnet_system(py_run.dir / "exp" / "ihm", recipe / "exp" / "ihm", "teacher")
+    systems = "student_smbr student_ts_smbr student_gate_smbr"
+    check(run_recipe(recipe, *py_args, "--stage", 10, "--stop-stage", 10, "--smbr-systems", systems,
+                     "--smbr-opts", "--num-iters 1"))
+    exp = recipe / "exp" / "ihm"
+    assert "align_mapped: done" in (exp / "student_kd_ali" / "log" / "align_mapped.log").read_text()
+    assert "states (transition-ids)" in (exp / "student_kd_dengraph" / "log" / "make_den_graph.log").read_text()
+    kd = load_model(exp / "student_kd" / "final.pt").state_dict()
+    for name in systems.split():
+        curve = (exp / name / "curve.tsv").read_text().splitlines()
+        assert len(curve) == 2, curve
+        m = WER_LINE.fullmatch((exp / name / "decode_dev" / "scoring_kaldi" / "best_wer").read_text().strip())
+        print(f"{name}: frame accuracy {curve[1].split()[3]}, dev {m[1]}")
+        assert int(m[3]) == ref_words(recipe / "data/ihm/dev/text")
+        changed = [k for k, v in load_model(exp / name / "final.pt").state_dict().items() if not torch.equal(v, kd[k])]
+        assert changed and (name != "student_gate_smbr" or all("gate" in k for k in changed))
+        assert "student_kd_dengraph" in (exp / name / "log" / "train_smbr.log").read_text()
+    assert "--teacher" in (exp / "student_ts_smbr" / ".done").read_text()
+
+
 def test_interrupted_decoding_resumes_the_unfinished_job(py_run, py_args):
     dec = py_run.dir / "exp" / "ihm" / "student_kd" / "decode_dev"
     best = (dec / "scoring_kaldi" / "best_wer").read_text()
