@@ -53,8 +53,9 @@ def random_graph(rng, states, out_degree, num_pdfs):
                     final=np.log(0.1 / total))
 
 
-def denominator(args, rng, num_pdfs):
-    """(loss(y), tid2pdf, description) of the chosen denominator."""
+def denominator(args, rng, num_pdfs, graph=None):
+    """(loss(y), reference pdfs, description) of the chosen denominator (graph: a loaded
+    den_graph.npz for --denominator graph, else a random one)."""
     if args.denominator == "lattice":
         tid2pdf = np.r_[-1, np.repeat(np.arange(num_pdfs), 2)]
         tid2phone = np.r_[0, 1 + np.arange(2 * num_pdfs) // 6]
@@ -62,8 +63,7 @@ def denominator(args, rng, num_pdfs):
         ref = rng.integers(1, len(tid2pdf), args.frames)
         acc = batch.accuracy(FrameAccuracy(tid2pdf, tid2phone, (1,)), ref)
         return (lambda y: smbr_loss(y, batch, 0.1, acc)[0]), tid2pdf[ref], f"lattices of {args.density} arcs per frame"
-    graph = DenGraph.load(args.den_graph) if args.den_graph else random_graph(rng, args.states, args.out_degree,
-                                                                              num_pdfs)
+    graph = graph if graph is not None else random_graph(rng, args.states, args.out_degree, num_pdfs)
     ref_states = rng.integers(0, graph.num_states, args.frames)
     tid2pdf = np.zeros(int(graph.tids.max()) + 1, np.int64)
     tid2pdf[graph.tids] = graph.pdfs
@@ -88,9 +88,10 @@ def main():
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     input_dim, num_pdfs = DIMS
-    if args.den_graph:
-        num_pdfs = int(DenGraph.load(args.den_graph).pdfs.max()) + 1
-    loss, ref_pdfs, what = denominator(args, rng, num_pdfs)
+    graph = DenGraph.load(args.den_graph) if args.den_graph else None
+    if graph is not None:
+        num_pdfs = int(graph.pdfs.max()) + 1
+    loss, ref_pdfs, what = denominator(args, rng, num_pdfs, graph)
     x = torch.randn(args.frames, input_dim)
     labels = torch.from_numpy(np.asarray(ref_pdfs)).long()
     y0 = torch.randn(args.frames, num_pdfs, requires_grad=True)

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 from hdnn.cli import get_parser, run_main, setup_logging
-from hdnn.errors import HdnnError
 
 USAGE = """%(prog)s [options] <ali-dir> <dir>
  <ali-dir>: ali.*.gz + final.mdl (the training alignments, e.g. of the nnet to be trained)
@@ -20,15 +19,12 @@ def main(argv=None):
     p.add_argument("dir")
     args = p.parse_args(argv)
     setup_logging(Path(args.dir) / "log" / "make_den_graph.log")
-    from hdnn.kaldi.alignments import ali_files, read_alignments
+    from hdnn.kaldi.alignments import ali_files, model_file, read_alignments
     from hdnn.kaldi.gmm_model import read_transition_model
     from hdnn.nnet.dengraph import DenGraph
 
     files = ali_files(args.ali_dir)
-    mdl = Path(args.ali_dir) / "final.mdl"
-    if not mdl.exists():
-        raise HdnnError(f"{mdl}: no such file (an alignment dir needs its model)")
-    tid2pdf = read_transition_model(mdl).tid2pdf
+    tid2pdf = read_transition_model(model_file(args.ali_dir)).tid2pdf
     items = ((utt, ali) for path in files for utt, ali in read_alignments(path))
     graph = DenGraph.from_alignments(items, tid2pdf, f"{args.ali_dir}/ali.*.gz")
     out = Path(args.dir) / "den_graph.npz"

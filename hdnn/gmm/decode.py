@@ -105,9 +105,9 @@ def coarse_to_fine(config, decode, score):
 def descent(config, decode, score):
     """Decode `config`'s sweep by descent, per penalty: the start weight and its neighbours,
     then the unsearched neighbours of the best so far (of each weight tied for it: a plateau is
-    walked across), until all are searched (or outside the range). decode(points) and score(points) as for coarse_to_fine. Returns the points decoded,
-    in order. A noisy WER curve can stop it at a local minimum next to the start (measured in
-    egs/ami/README.md, "Budgets")."""
+    walked across), until all are searched (or outside the range). decode(points) and
+    score(points) as for coarse_to_fine. Returns the points decoded, in order. A noisy WER curve
+    can stop it at a local minimum next to the start (measured in egs/ami/README.md, "Budgets")."""
     lo, hi = config.min_lmwt, config.max_lmwt
     start = config.start_lmwt or (lo + hi + 1) // 2
     done = []

@@ -85,7 +85,7 @@ def ali_files(ali_dir):
     return files
 
 
-def _model(ali_dir):
+def model_file(ali_dir):
     mdl = Path(ali_dir) / "final.mdl"
     if not mdl.exists():
         raise HdnnError(f"{mdl}: no such file (an alignment dir needs its model)")
@@ -97,7 +97,7 @@ def read_ali_dir_pdfs(ali_dir, use_kaldi=None):
 
     use_kaldi: None = real `ali-to-pdf` when a Kaldi build is present; True/False forces it.
     """
-    mdl, files = _model(ali_dir), ali_files(ali_dir)
+    mdl, files = model_file(ali_dir), ali_files(ali_dir)
     if use_kaldi is None:
         use_kaldi = kaldi_root() is not None
     if use_kaldi:
@@ -122,7 +122,7 @@ def _read_with_model(tid2pdf, mdl, files):
 
 def num_pdfs_of(ali_dir, use_kaldi=None):
     """Number of pdfs (network outputs) of the model in `ali_dir` (`hmm-info` when built)."""
-    mdl = _model(ali_dir)
+    mdl = model_file(ali_dir)
     if use_kaldi is None:
         use_kaldi = kaldi_root() is not None
     if use_kaldi:

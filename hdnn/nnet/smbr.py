@@ -117,16 +117,14 @@ class SequenceData:
             if int(self.graph.tids.max()) >= len(self.tm.tid2pdf) or not np.array_equal(
                     self.graph.pdfs, self.tm.tid2pdf[self.graph.tids]):
                 raise HdnnError(f"{graph_file} was not made with the transition model of {ali_dir}")
+            log.info("denominator: %s, lattice-free (%d states, %d arcs)", graph_file, self.graph.num_states,
+                     self.graph.num_arcs)
         else:
             self.lat_files = _numbered(denlat_dir, "lat.*.gz", "lattice files (make them with latgen-faster-mapped, "
                                                                "or a den_graph.npz with make_den_graph.py)")
             for path in self.lat_files:
                 for utt, lat in read_lattices(f"ark:gunzip -c {path} |"):
                     self.lattices[utt] = lat
-        if self.graph is not None:
-            log.info("denominator: %s, lattice-free (%d states, %d arcs)", graph_file, self.graph.num_states,
-                     self.graph.num_arcs)
-        else:
             log.info("denominator: %d lattices of %s", len(self.lattices), denlat_dir)
         feats = set(pipeline.utts)
         self.utts = sorted(u for u in feats if u in self.refs and (self.graph is not None or u in self.lattices))
