@@ -13,8 +13,27 @@ cd "$root/egs/ami"
 # The untranscribed-audio curve on IHM only, to keep the demo's time down (--untranscribed-factors
 # after it on the command line draws it for SDM too). Stage 10 (sMBR on the lattice-free
 # denominator) is not in the demo yet (egs/ami/README.md, "Sequence training").
-./run.sh --backend py --size demo --mic ihm --stop-stage 9 "$@"
-./run.sh --backend py --size demo --mic sdm1 --stop-stage 9 --untranscribed-factors none "$@"
+ihm=(./run.sh --backend py --size demo --mic ihm)
+sdm=(./run.sh --backend py --size demo --mic sdm1 --untranscribed-factors none)
+"${ihm[@]}" --stop-stage 4 "$@"
+# SDM's stages 0-6 need nothing of IHM's but its GMM (stage 4, for the headset alignments), so they
+# run beside IHM's stages 5-9 and use the core that IHM's one-process steps (the teacher's
+# training, adaptation) leave idle; SDM's stage 7 needs IHM's teacher, so it waits for both.
+# Every step writes the same bytes however busy the cores are (tests/recipe/test_recipe_repro.py).
+sdm_log=exp/sdm1/run_demo.log
+mkdir -p exp/sdm1
+echo "$0: SDM stages 0-6 run beside IHM's stages 5-9; their log: egs/ami/$sdm_log"
+setsid "${sdm[@]}" --stop-stage 6 "$@" > $sdm_log 2>&1 &
+sdm_pid=$!
+trap 'kill -- -$sdm_pid 2>/dev/null || true' EXIT   # IHM failed or the demo was stopped: stop SDM too
+"${ihm[@]}" --stage 5 --stop-stage 9 "$@"
+if ! wait $sdm_pid; then
+  echo "$0: SDM stages 0-6 failed; the end of egs/ami/$sdm_log:" >&2
+  tail -n 5 $sdm_log >&2
+  exit 1
+fi
+trap - EXIT
+"${sdm[@]}" --stage 7 --stop-stage 9 "$@"
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || commit="$commit (with uncommitted changes)"
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)

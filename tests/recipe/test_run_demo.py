@@ -1,0 +1,96 @@
+"""run_demo.sh's order of work: SDM's stages 0-6 beside IHM's 5-9, SDM's 7-9 after both, and
+a failure on either side stopping the demo with a non-zero exit.
+
+The demo itself takes over an hour, so these run the real run_demo.sh in a copy of the
+repository's layout whose tools/setup.sh and egs/ami/run.sh only record when they were called
+(the recipe's own behaviour is tested by test_recipe_py.py on the ci corpus)."""
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RUN_SH = r"""#!/usr/bin/env bash
+# records "start|end <mic> <first>-<last stage>" with a time stamp; FAIL="<mic> <first>-<last>" fails there
+mic=all first=0 last=100
+while [ $# -gt 0 ]; do
+  case $1 in
+    --mic) mic=$2 ;;
+    --stage) first=$2 ;;
+    --stop-stage) last=$2 ;;
+  esac
+  shift
+done
+key="$mic $first-$last"
+echo "$(date +%s.%N) start $key" >> "$CALLS"
+if [ "$key" = "sdm1 0-6" ]; then sleep "${SDM_SLEEP:-0.5}"; else sleep 0.5; fi
+case "${FAIL:-}" in "$key") echo "failing $key"; exit 1 ;; esac
+echo "$(date +%s.%N) end $key" >> "$CALLS"
+"""
+
+
+@pytest.fixture
+def demo(tmp_path):
+    root = tmp_path / "hdnn"
+    (root / "tools").mkdir(parents=True)
+    (root / "egs" / "ami").mkdir(parents=True)
+    shutil.copy(ROOT / "run_demo.sh", root / "run_demo.sh")
+    (root / "tools" / "setup.sh").write_text("#!/usr/bin/env bash\ntrue\n")
+    (root / "egs" / "ami" / "run.sh").write_text(RUN_SH)
+    for f in ("run_demo.sh", "tools/setup.sh", "egs/ami/run.sh"):
+        (root / f).chmod(0o755)
+    return root
+
+
+def run_demo(root, calls, **env):
+    env = {**os.environ, "CALLS": str(calls), **env}
+    return subprocess.run(["bash", str(root / "run_demo.sh")], env=env, capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+
+
+def read_calls(calls):
+    """{(event, key): time}"""
+    out = {}
+    for line in calls.read_text().splitlines():
+        t, event, key = line.split(" ", 2)
+        out[(event, key)] = float(t)
+    return out
+
+
+def test_sdm_front_runs_beside_ihm_and_its_back_after_both(demo, tmp_path):
+    calls = tmp_path / "calls"
+    r = run_demo(demo, calls)
+    assert r.returncode == 0, r.stdout + r.stderr
+    c = read_calls(calls)
+    assert c[("end", "ihm 0-4")] <= c[("start", "sdm1 0-6")]
+    # side by side: each starts before the other ends
+    assert c[("start", "sdm1 0-6")] < c[("end", "ihm 5-9")]
+    assert c[("start", "ihm 5-9")] < c[("end", "sdm1 0-6")]
+    assert c[("start", "sdm1 7-9")] >= max(c[("end", "ihm 5-9")], c[("end", "sdm1 0-6")])
+    assert c[("start", "all 11-100")] >= c[("end", "sdm1 7-9")]
+    assert (demo / "egs/ami/exp/sdm1/run_demo.log").exists()
+
+
+def test_a_failing_sdm_front_fails_the_demo_and_names_its_log(demo, tmp_path):
+    calls = tmp_path / "calls"
+    r = run_demo(demo, calls, FAIL="sdm1 0-6")
+    assert r.returncode != 0
+    assert "SDM stages 0-6 failed" in r.stderr and "exp/sdm1/run_demo.log" in r.stderr
+    assert "failing sdm1 0-6" in r.stderr  # the end of its log
+    c = read_calls(calls)
+    assert ("start", "sdm1 7-9") not in c and ("start", "all 11-100") not in c
+
+
+def test_a_failing_ihm_stops_the_sdm_beside_it(demo, tmp_path):
+    calls = tmp_path / "calls"
+    r = run_demo(demo, calls, FAIL="ihm 5-9", SDM_SLEEP="3")
+    assert r.returncode != 0
+    time.sleep(4)  # an SDM run left alive would have finished by now
+    c = read_calls(calls)
+    assert ("start", "sdm1 0-6") in c
+    assert ("end", "sdm1 0-6") not in c  # killed, not left running
+    assert ("start", "sdm1 7-9") not in c
