@@ -191,28 +191,35 @@ def tid_columns(trans_model):
 
 class BestPathDecoder:
     """FasterDecoder over one graph, with a wider-beam retry when no token reaches a final
-    state, and partial output (as --allow-partial=true) when the retry fails too."""
+    state, and partial output (as --allow-partial=true) when the retry fails too.
+
+    Each search gets a new FasterDecoder (a few microseconds): a reused one keeps its token
+    list's order from the searches before, which decides between tokens of equal cost at the
+    max-active cut, so an utterance's best path would depend on what its job searched before
+    (the job split, the other LM weights of the round)."""
 
     def __init__(self, graph, config):
         self.graph, self.config = graph, config
-        self.decoder = khg.FasterDecoder(graph, self._options(config.beam))
 
     def _options(self, beam):
         opts = khg.FasterDecoderOptions()
         opts.beam, opts.max_active, opts.min_active = beam, self.config.max_active, self.config.min_active
         return opts
 
+    def _search(self, mat, beam):
+        decoder = khg.FasterDecoder(self.graph, self._options(beam))
+        decoder.decode(khg.DecodableCtc(mat))
+        return decoder
+
     def __call__(self, scaled_tid_loglikes, stats):
         """Word ids of the best path; updates stats.retried/partial/failed."""
         mat = np.ascontiguousarray(scaled_tid_loglikes, dtype=np.float32)
-        self.decoder.set_options(self._options(self.config.beam))
-        self.decoder.decode(khg.DecodableCtc(mat))
-        if not self.decoder.reached_final():
+        decoder = self._search(mat, self.config.beam)
+        if not decoder.reached_final():
             stats.retried += 1
-            self.decoder.set_options(self._options(self.config.retry_beam))
-            self.decoder.decode(khg.DecodableCtc(mat))
-        final = self.decoder.reached_final()
-        ok, path = self.decoder.get_best_path(use_final_probs=final)
+            decoder = self._search(mat, self.config.retry_beam)
+        final = decoder.reached_final()
+        ok, path = decoder.get_best_path(use_final_probs=final)
         if not ok:
             return None
         if not final:
