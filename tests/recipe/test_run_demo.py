@@ -63,7 +63,7 @@ def read_calls(calls):
 
 def test_sdm_front_runs_beside_ihm_and_its_back_after_both(demo, tmp_path):
     calls = tmp_path / "calls"
-    r = run_demo(demo, calls)
+    r = run_demo(demo, calls, SDM_SLEEP="2")  # long enough for IHM's 5-9 to start on a busy machine
     assert r.returncode == 0, r.stdout + r.stderr
     c = read_calls(calls)
     assert c[("end", "ihm 0-4")] <= c[("start", "sdm1 0-6")]
