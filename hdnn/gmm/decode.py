@@ -30,6 +30,7 @@ import numpy as np
 from hdnn.errors import HdnnError, atomic_open
 from hdnn.gmm.features import iter_cmvn_deltas, read_cmvn
 from hdnn.gmm.graph import add_word_penalty, read_graph
+from hdnn.gmm.options import SEARCHES
 from hdnn.gmm.wheels import kaldifst, khg
 from hdnn.kaldi.data_dir import DataDir, data_dir_inputs, read_kaldi_map, split_data, split_list
 from hdnn.kaldi.io import MatrixReader, read_matrices, read_symbol_table
@@ -37,9 +38,6 @@ from hdnn.stamps import claim, make_stamp, rspecifier_files, write_stamp
 
 log = logging.getLogger(__name__)
 FRAME_SHIFT = 0.01
-
-
-SEARCHES = ("grid", "coarse", "descent")
 
 
 @dataclass

@@ -7,6 +7,9 @@ from pathlib import Path
 from hdnn.cli import get_parser, setup_logging, str2bool
 from hdnn.errors import HdnnError
 
+# the LM-weight searches of hdnn/gmm/decode.py (defined here: --help imports no wheels)
+SEARCHES = ("grid", "coarse", "descent")
+
 CMD_HELP = "how the parallel jobs run: run.pl (built in), queue.pl, slurm.pl, ... (hdnn/jobs.py)"
 
 
@@ -81,7 +84,7 @@ def add_decode_options(p):
     p.add_argument("--min-lmwt", type=int, default=7, help="smallest LM weight of the sweep")
     p.add_argument("--max-lmwt", type=int, default=17, help="largest LM weight of the sweep")
     p.add_argument("--word-ins-penalty", default="0.0,0.5,1.0", help="comma-separated penalties of the sweep")
-    p.add_argument("--search", choices=("grid", "coarse", "descent"), default="grid",
+    p.add_argument("--search", choices=SEARCHES, default="grid",
                    help="grid: every LM weight of the range; coarse: coarse-to-fine around the best "
                         "(scored between rounds; about half the searches on a wide range); descent: "
                         "from --lmwt-start towards the better neighbour until both are worse")

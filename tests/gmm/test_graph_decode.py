@@ -249,3 +249,40 @@ def test_descent_search_ends_with_the_best_between_worse_neighbours(espeak_corpu
     assert best.wer == min(grid.values())
     top = min(grid, key=lambda w: (grid[w], w))
     assert all(w in grid and grid[w] >= grid[top] for w in (top - 1, top + 1) if 7 <= w <= 15)
+
+
+def _tie_graph():
+    """A graph where two paths of equal cost (words 1 and 2, through states 7 and 1005) meet in
+    state 8, and a fan-out of 600 states (tid 2) that a search of tid-2 frames keeps alive. Which
+    path survives the tie follows the decoder's token-list order: states 5 and 1005 share a bucket
+    of FasterDecoder's initial 1000-bucket hash, which grows after a search with > 500 tokens."""
+    import kaldifst
+
+    g = kaldifst.StdVectorFst()
+    for _ in range(1800):
+        g.add_state()
+    g.start = 0
+    arc = kaldifst.StdArc
+    g.add_arc(0, arc(1, 3, 1.0, 5))     # a costlier word first: it fills bucket 5 of the hash
+    g.add_arc(0, arc(1, 1, 0.0, 7))
+    g.add_arc(0, arc(1, 2, 0.0, 1005))
+    for s in (5, 7, 1005):
+        g.add_arc(s, arc(1, 0, 0.0, 8))
+    g.set_final(8, 0.0)
+    for s in range(1100, 1700):
+        g.add_arc(0, arc(2, 0, 0.0, s))
+        g.add_arc(s, arc(2, 0, 0.0, s))
+        g.set_final(s, 0.0)
+    return g
+
+
+def test_a_best_path_does_not_depend_on_the_searches_before():
+    from hdnn.gmm.decode import BestPathDecoder, DecodeStats
+
+    cfg = DecodeConfig(beam=8.0, max_active=2000, min_active=0)
+    tied = np.array([[0.0, -100.0]] * 2, dtype=np.float32)       # tid 1 only: the tie
+    fan = np.array([[-100.0, 0.0]] * 3, dtype=np.float32)        # tid 2 only: 600 tokens alive
+    alone = BestPathDecoder(_tie_graph(), cfg)(tied, DecodeStats())
+    decoder = BestPathDecoder(_tie_graph(), cfg)
+    assert decoder(fan, DecodeStats()) == []
+    assert decoder(tied, DecodeStats()) == alone
