@@ -65,7 +65,7 @@ use_ihm_ali=true
 use_gpu=no         # steps_py/train.py --use-gpu: no | yes | optional (yes: set cuda_cmd in cmd.sh)
 nnet_procs=1       # processes per training job (> 1: torchrun, data-parallel; the effective
                    # minibatch grows with them: README.md, "Parallel jobs and clusters")
-nnet_jobs=2        # training jobs run side by side in stages 6 and 7
+nnet_jobs=2        # jobs run side by side in stages 6-9: trainings, systems' decodings, adaptations
 # what stage 8 decodes (empty: teacher student_ce dnn_small student_kd, and stage 7's other students)
 nnet_systems=
 # Stage 9: per-speaker adaptation of student_kd on each test set (steps_py/adapt.py): targets from
@@ -502,6 +502,23 @@ decode_nnet() {
   decode_data $exp/$1 $data/${2}_fbank $exp/$1/decode_$2 "$opts"
 }
 
+# decode_system SYSTEM: dev (the sweep), then eval at dev's setting.
+decode_system() {
+  local s
+  for s in dev eval; do
+    deps=$(nnet_dep $1 $s) settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts" step $exp/$1/decode_$s decode_nnet $1 $s
+  done
+}
+
+# split_for_jobs DATA...: each data dir's split into $nj jobs, made before steps that run beside
+# each other split it (a split is rewritten only when it would change, and made here it will not).
+split_for_jobs() {
+  local d
+  for d in "$@"; do
+    if [ $backend = kaldi ]; then utils/split_data.sh $d $nj >/dev/null; else gmm split_data $d $nj; fi
+  done
+}
+
 # decode_data NNET-DIR DATA DIR SWEEP-OPTS: decode_nnet's work for any data dir (SWEEP-OPTS: the
 # py backend's LM-weight points; Kaldi's scoring sweeps $nnet_scoring_opts on the lattices).
 decode_data() {
@@ -537,10 +554,12 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   for sys in $systems; do
     case $sys in teacher) from=5 ;; student_ce|dnn_small) from=6 ;; *) from=7 ;; esac
     need $exp/$sys/.done $from
-    for s in dev eval; do
-      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
-    done
   done
+  # $nnet_jobs systems at a time: one's jobs fill the cores that the other's leave idle (the end
+  # of a round of the search waits for its slowest job)
+  split_for_jobs $data/dev_fbank $data/eval_fbank
+  for sys in $systems; do bg decode_system $sys; done
+  bg_wait
 fi
 
 
@@ -621,28 +640,36 @@ curve_point() {
   decode_data $nnet $curve/$1/test $dir/decode_test "--min-lmwt $4 --max-lmwt $4 --word-ins-penalty $5"
 }
 
+# adapt_system SYSTEM: stage 9's adaptation of student_kd to each test set, then its decoding.
+adapt_system() {
+  local s
+  for s in dev eval; do
+    deps="$exp/student_kd/final.pt $exp/student_kd/decode_$s/scoring_kaldi $exp/teacher/final.pt $data/${s}_fbank" \
+      settings="$adapt_opts $adapt_ali_opts $adapt_teacher_opts $(dev_setting $exp/student_kd)" step $exp/$1/adapt_$s adapt $1 $s
+  done
+  decode_system $1
+}
+
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log "Stage 9: speaker adaptation of student_kd ($adapt_opts): $adapt_systems"
   need $exp/student_kd/decode_eval/.done 8
-  for sys in $adapt_systems; do
-    for s in dev eval; do
-      deps="$exp/student_kd/final.pt $exp/student_kd/decode_$s/scoring_kaldi $exp/teacher/final.pt $data/${s}_fbank" \
-        settings="$adapt_opts $adapt_ali_opts $adapt_teacher_opts $(dev_setting $exp/student_kd)" step $exp/$sys/adapt_$s adapt $sys $s
-    done
-    for s in dev eval; do
-      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
-    done
-  done
+  # $nnet_jobs systems (then curve points) at a time, as in stage 8; a system's dev and eval
+  # adaptations write to the same dir, so they run one after the other
+  split_for_jobs $data/dev_fbank $data/eval_fbank
+  for sys in $adapt_systems; do bg adapt_system $sys; done
+  bg_wait
   for s in $adapt_curve_sets; do
     log "Stage 9: data-amount curve on $s (${adapt_curve_seconds} s; $adapt_curve_updates)"
     need $exp/student_adapt_unsup/adapt_$s/.done 9
     deps=$data/${s}_fbank step $exp/student_adapt_curve/$s curve_data $s $exp/student_adapt_curve/$s
+    split_for_jobs $exp/student_adapt_curve/$s/test
     for point in none_0 $(for u in $adapt_curve_updates; do for n in $adapt_curve_seconds; do echo ${u}_$n; done; done); do
       deps="$exp/student_kd/final.pt $exp/student_kd/decode_dev/scoring_kaldi/best_wer $exp/student_adapt_curve/$s
             $exp/student_adapt_unsup/ali_$s $nnet_graph $nnet_ali/final.mdl" settings="$adapt_ali_opts $nnet_decode_opts" \
-        step $exp/student_adapt_curve/${s}_$point curve_point $s ${point%_*} ${point##*_}
+        bg step $exp/student_adapt_curve/${s}_$point curve_point $s ${point%_*} ${point##*_}
     done
   done
+  bg_wait
 fi
 
 # den_graph DIR: nnet1 make_denlats.sh's graph: the lang dir with a unigram LM of the training

@@ -1,6 +1,7 @@
 """The same command, seed and commit write the same bytes: the ci recipe run a second time, in
-other processes, from its own freshly generated corpus, with another --nj, with a busy process on
-every core and its jobs on a Slurm cluster (Kaldi's slurm.pl against the one-node cluster of
+other processes, from its own freshly generated corpus, with another --nj, one nnet job at a time
+(--nnet-jobs 1: the first run trains, decodes and adapts two systems side by side), with a busy
+process on every core and its jobs on a Slurm cluster (Kaldi's slurm.pl against the one-node cluster of
 tests/slurm.py), against the session's first run through run.pl (tests/recipe/conftest.py py_run)."""
 import contextlib
 import hashlib
@@ -125,7 +126,7 @@ def test_a_second_run_on_slurm_with_another_nj_on_a_loaded_machine_writes_the_sa
     cluster = slurm_cmd_sh(request, recipe)
     jobs_before = completed_slurm_jobs() if cluster else 0
     with busy_cores():
-        run = check(run_recipe(recipe, *args, "--size", "ci", "--nj", "3"))
+        run = check(run_recipe(recipe, *args, "--size", "ci", "--nj", "3", "--nnet-jobs", "1"))
     print(f"second run{' on Slurm' if cluster else ''}: {run.seconds:.0f} s (first: {py_run.seconds:.0f} s)")
     first = artifacts(py_run.dir, Path(ci_corpus).parent / "corpus")
     second = artifacts(recipe, recipe / "corpus" / "mini_ami")
