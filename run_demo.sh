@@ -16,24 +16,30 @@ cd "$root/egs/ami"
 ihm=(./run.sh --backend py --size demo --mic ihm)
 sdm=(./run.sh --backend py --size demo --mic sdm1 --untranscribed-factors none)
 "${ihm[@]}" --stop-stage 4 "$@"
-# SDM's stages 0-6 need nothing of IHM's but its GMM (stage 4, for the headset alignments), so they
-# run beside IHM's stages 5-9 and use the core that IHM's one-process steps (the teacher's
-# training, adaptation) leave idle; SDM's stage 7 needs IHM's teacher, so it waits for both.
-# Every step writes the same bytes however busy the cores are (tests/recipe/test_recipe_repro.py).
+# SDM's stages 0-6 need nothing of IHM's but its GMM (stage 4, for the headset alignments), and its
+# 7-9 nothing more but IHM's teacher (stage 5, for the soft targets), so the SDM half runs beside
+# IHM's stages 5-9, its 7-9 as soon as both its 6 and IHM's 5 are done: the two halves fill the
+# cores that each other's one-process steps and search rounds leave idle. Every step writes the
+# same bytes however busy the cores are (tests/recipe/test_recipe_repro.py).
 sdm_log=exp/sdm1/run_demo.log
+teacher_ready=exp/sdm1/.ihm_teacher_ready   # written once IHM's stage 5 is done in this demo
 mkdir -p exp/sdm1
-echo "$0: SDM stages 0-6 run beside IHM's stages 5-9; their log: egs/ami/$sdm_log"
-setsid "${sdm[@]}" --stop-stage 6 "$@" > $sdm_log 2>&1 &
+rm -f $teacher_ready
+echo "$0: SDM's stages run beside IHM's stages 5-9; their log: egs/ami/$sdm_log"
+setsid bash -c 'set -e; "${@:2}" --stop-stage 6; while [ ! -e "$1" ]; do sleep 5; done; "${@:2}" --stage 7 --stop-stage 9' \
+  sdm_half $teacher_ready "${sdm[@]}" "$@" > $sdm_log 2>&1 &
 sdm_pid=$!
 trap 'kill -- -$sdm_pid 2>/dev/null || true' EXIT   # IHM failed or the demo was stopped: stop SDM too
-"${ihm[@]}" --stage 5 --stop-stage 9 "$@"
+"${ihm[@]}" --stage 5 --stop-stage 5 "$@"
+touch $teacher_ready
+"${ihm[@]}" --stage 6 --stop-stage 9 "$@"
 if ! wait $sdm_pid; then
-  echo "$0: SDM stages 0-6 failed; the end of egs/ami/$sdm_log:" >&2
+  echo "$0: SDM's stages failed; the end of egs/ami/$sdm_log:" >&2
   tail -n 5 $sdm_log >&2
   exit 1
 fi
 trap - EXIT
-"${sdm[@]}" --stage 7 --stop-stage 9 "$@"
+rm -f $teacher_ready
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || commit="$commit (with uncommitted changes)"
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)

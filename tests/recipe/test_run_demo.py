@@ -1,5 +1,6 @@
-"""run_demo.sh's order of work: SDM's stages 0-6 beside IHM's 5-9, SDM's 7-9 after both, and
-a failure on either side stopping the demo with a non-zero exit.
+"""run_demo.sh's order of work: SDM's stages beside IHM's 5-9, SDM's 7-9 once its own 6 and
+IHM's 5 (the teacher) are done, the results after both, and a failure on either side stopping the
+demo with a non-zero exit.
 
 The demo itself takes over an hour, so these run the real run_demo.sh in a copy of the
 repository's layout whose tools/setup.sh and egs/ami/run.sh only record when they were called
@@ -15,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 RUN_SH = r"""#!/usr/bin/env bash
-# records "start|end <mic> <first>-<last stage>" with a time stamp; FAIL="<mic> <first>-<last>" fails there
+# records "start|end <mic> <first>-<last stage>" with a time stamp; FAIL="<mic> <first>-<last>" fails
+# there; each call lasts SLEEP_<mic>_<first>_<last> seconds (default 0.5)
 mic=all first=0 last=100
 while [ $# -gt 0 ]; do
   case $1 in
@@ -27,7 +29,8 @@ while [ $# -gt 0 ]; do
 done
 key="$mic $first-$last"
 echo "$(date +%s.%N) start $key" >> "$CALLS"
-if [ "$key" = "sdm1 0-6" ]; then sleep "${SDM_SLEEP:-0.5}"; else sleep 0.5; fi
+var=SLEEP_$(echo "$key" | tr ' -' '__')
+sleep "${!var:-0.5}"
 case "${FAIL:-}" in "$key") echo "failing $key"; exit 1 ;; esac
 echo "$(date +%s.%N) end $key" >> "$CALLS"
 """
@@ -61,33 +64,47 @@ def read_calls(calls):
     return out
 
 
-def test_sdm_front_runs_beside_ihm_and_its_back_after_both(demo, tmp_path):
+def test_sdm_runs_beside_ihm_and_its_back_after_its_front_and_the_ihm_teacher(demo, tmp_path):
     calls = tmp_path / "calls"
-    r = run_demo(demo, calls, SDM_SLEEP="2")  # long enough for IHM's 5-9 to start on a busy machine
+    # IHM's 6-9 long enough for SDM's 7-9 to start beside it on a busy machine
+    r = run_demo(demo, calls, SLEEP_sdm1_0_6="1", SLEEP_ihm_6_9="4")
     assert r.returncode == 0, r.stdout + r.stderr
     c = read_calls(calls)
     assert c[("end", "ihm 0-4")] <= c[("start", "sdm1 0-6")]
-    # side by side: each starts before the other ends
-    assert c[("start", "sdm1 0-6")] < c[("end", "ihm 5-9")]
-    assert c[("start", "ihm 5-9")] < c[("end", "sdm1 0-6")]
-    assert c[("start", "sdm1 7-9")] >= max(c[("end", "ihm 5-9")], c[("end", "sdm1 0-6")])
-    assert c[("start", "all 11-100")] >= c[("end", "sdm1 7-9")]
+    assert c[("start", "sdm1 0-6")] < c[("end", "ihm 5-5")]  # side by side with IHM's teacher
+    assert c[("end", "ihm 5-5")] <= c[("start", "ihm 6-9")]
+    assert c[("start", "sdm1 7-9")] >= max(c[("end", "ihm 5-5")], c[("end", "sdm1 0-6")])
+    assert c[("start", "sdm1 7-9")] < c[("end", "ihm 6-9")]  # side by side with IHM's 6-9
+    assert c[("start", "all 11-100")] >= max(c[("end", "sdm1 7-9")], c[("end", "ihm 6-9")])
     assert (demo / "egs/ami/exp/sdm1/run_demo.log").exists()
+    assert not (demo / "egs/ami/exp/sdm1/.ihm_teacher_ready").exists()
+
+
+def test_sdm_back_waits_for_this_demos_ihm_teacher(demo, tmp_path):
+    calls = tmp_path / "calls"
+    stale = demo / "egs/ami/exp/sdm1/.ihm_teacher_ready"  # left by a demo that was stopped
+    stale.parent.mkdir(parents=True)
+    stale.touch()
+    r = run_demo(demo, calls, SLEEP_ihm_5_5="2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    c = read_calls(calls)
+    assert c[("end", "sdm1 0-6")] < c[("end", "ihm 5-5")] <= c[("start", "sdm1 7-9")]
 
 
 def test_a_failing_sdm_front_fails_the_demo_and_names_its_log(demo, tmp_path):
     calls = tmp_path / "calls"
     r = run_demo(demo, calls, FAIL="sdm1 0-6")
     assert r.returncode != 0
-    assert "SDM stages 0-6 failed" in r.stderr and "exp/sdm1/run_demo.log" in r.stderr
+    assert "SDM's stages failed" in r.stderr and "exp/sdm1/run_demo.log" in r.stderr
     assert "failing sdm1 0-6" in r.stderr  # the end of its log
     c = read_calls(calls)
     assert ("start", "sdm1 7-9") not in c and ("start", "all 11-100") not in c
 
 
-def test_a_failing_ihm_stops_the_sdm_beside_it(demo, tmp_path):
+@pytest.mark.parametrize("stages", ["5-5", "6-9"])
+def test_a_failing_ihm_stops_the_sdm_beside_it(demo, tmp_path, stages):
     calls = tmp_path / "calls"
-    r = run_demo(demo, calls, FAIL="ihm 5-9", SDM_SLEEP="3")
+    r = run_demo(demo, calls, FAIL=f"ihm {stages}", SLEEP_sdm1_0_6="3")
     assert r.returncode != 0
     time.sleep(4)  # an SDM run left alive would have finished by now
     c = read_calls(calls)
