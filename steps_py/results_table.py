@@ -26,6 +26,11 @@ COMPARISONS = (("teacher", "student_kd"), ("student_ce", "student_kd"), ("studen
                ("student_kd", "student_ts_smbr"), ("student_kd", "student_gate_smbr"),
                ("student_kd", "student_kd_smbrt"))
 ALPHA = 0.05
+PROTOCOL = ("Each system's LM weight and insertion penalty are tuned on dev alone; eval is scored once, at that "
+            "setting. Tuned on (last column): dev, the best of a sweep of dev; dev_tune, the best of a sweep of "
+            "dev_tune, every Nth utterance of each dev speaker (--backend py, where each setting costs a search; "
+            "run.sh --dev-tune-part N), dev then searched once at it; given, dev searched at one setting "
+            "(the adapted systems: student_kd's).")
 # KD students that also trained on N times as much untranscribed audio as transcribed (stage 7)
 UNTRANSCRIBED_SYSTEM = re.compile(r"student_kd_u(\d+)x")
 
@@ -100,9 +105,18 @@ def wer_line_at(decode_dir, setting):
     return f"{line} {f}" if line else None
 
 
+def tuned_on(sys_dir):
+    """Where a system's LM weight and penalty were chosen: "dev_tune" (the py backend's sweep of
+    part of dev, then dev searched once at its setting), "dev" (a sweep of dev) or "given" (dev
+    searched at one setting, e.g. the adapted systems at student_kd's)."""
+    if best_wer_line(Path(sys_dir) / "decode_dev_tune"):
+        return "dev_tune"
+    return "dev" if len(list((Path(sys_dir) / "decode_dev").glob("wer_*"))) > 1 else "given"
+
+
 def collect(exp_root, mics):
     """Rows (mic, system, params, {set: %WER line}, dev setting) for every system that has dev
-    results: dev at its best setting, eval at dev's."""
+    results: dev at its best setting (its only one where chosen elsewhere), eval at dev's."""
     rows = []
     for mic in mics:
         for system in systems_of(exp_root, mic):
@@ -112,7 +126,8 @@ def collect(exp_root, mics):
                 continue
             lines = {"dev": best_wer_line(sys_dir / "decode_dev"),
                      "eval": wer_line_at(sys_dir / "decode_eval", setting)}
-            rows.append((mic, system, (num_parameters(sys_dir), speaker_parameters(sys_dir)), lines, setting))
+            rows.append((mic, system, (num_parameters(sys_dir), speaker_parameters(sys_dir)), lines, setting,
+                         tuned_on(sys_dir)))
     return rows
 
 
@@ -121,7 +136,7 @@ def significance(exp_root, rows):
     own dev-tuned setting."""
     from hdnn.significance import compare, read_decode
 
-    settings = {(mic, system): setting for mic, system, _, _, setting in rows}
+    settings = {(mic, system): setting for mic, system, _, _, setting, _ in rows}
     out = ["| mic | set | system A | system B | %WER A | %WER B | p (MAPSSWE) | P(B better) (bootstrap) | verdict |",
            "|---|---|---|---|---:|---:|---:|---:|---|"]
     for mic in dict.fromkeys(r[0] for r in rows):
@@ -151,14 +166,14 @@ def wer_of(line):
 
 
 def format_table(rows):
-    out = ["| mic | system | parameters | dev %WER (best) | eval %WER (at dev's setting) | LM weight, penalty |",
+    out = ["| mic | system | parameters | dev %WER | eval %WER | LM weight, penalty (tuned on) |",
            "|---|---|---:|---:|---:|---|"]
-    for mic, system, (params, per_spk), lines, setting in rows:
+    for mic, system, (params, per_spk), lines, setting, tuned in rows:
         cells = [f"{wer_of(lines[s]):.2f}" if lines[s] else "-" for s in SETS]
         p = f"{params / 1e6:.2f}M" if params else "-"
         if per_spk:
             p += f" (+{per_spk / 1e3:.1f}k per speaker)"
-        out.append(f"| {mic} | {system} | {p} | {cells[0]} | {cells[1]} | {setting[0]}, {setting[1]} |")
+        out.append(f"| {mic} | {system} | {p} | {cells[0]} | {cells[1]} | {setting[0]}, {setting[1]} ({tuned}) |")
     return "\n".join(out)
 
 
@@ -171,7 +186,7 @@ def plot_wer_vs_params(rows, png):
     fig, ax = plt.subplots(figsize=(6, 4))
     for mic in sorted({r[0] for r in rows}):
         for s, marker in zip(SETS, "os"):
-            pts = [(p, wer_of(l[s]), name) for m, name, (p, per_spk), l, _ in rows
+            pts = [(p, wer_of(l[s]), name) for m, name, (p, per_spk), l, *_ in rows
                    if m == mic and p and l[s] and not per_spk]
             if not pts:
                 continue
@@ -243,7 +258,7 @@ def untranscribed_curve(exp_root, rows):
         history = torch.load(ckpt, map_location="cpu", weights_only=False)["history"]
         return next((h["train"]["frames"] for h in history if "train" in h), None)
 
-    wers = {(mic, system): tuple(wer_of(lines[s]) for s in SETS) for mic, system, _, lines, _ in rows}
+    wers = {(mic, system): tuple(wer_of(lines[s]) for s in SETS) for mic, system, _, lines, *_ in rows}
     curve, refs = {}, {}
     for mic in dict.fromkeys(r[0] for r in rows):
         base = train_frames(mic, "student_kd")
@@ -355,15 +370,14 @@ def main(argv=None):
         parts += ["Made by:", "", f"    {args.command}", ""]
     if args.run_info:
         parts += [args.run_info, ""]
-    parts += ["The LM weight and insertion penalty of each system are tuned on dev; eval is scored once, "
-              "at dev's setting.", "", format_table(rows), "",
+    parts += [PROTOCOL, "", format_table(rows), "",
               f"Matched-pair tests on the same utterances (a difference is called a gain only at p < {ALPHA}): "
               "p of NIST's MAPSSWE test (sclite's sc_stats, two-sided), which gives the verdict, and "
               "the paired bootstrap's probability of improvement (Bisani & Ney 2004: the share of "
               "10,000 resampled test sets on which B makes fewer errors than A).", "",
               significance(args.exp_root, rows), "",
-              "The %WER lines (dev: the best of the sweep; eval: at dev's setting):", "", "```"]
-    parts += [l for _, _, _, lines, _ in rows for l in lines.values() if l]
+              "The %WER lines (dev and eval at the setting of the table):", "", "```"]
+    parts += [l for _, _, _, lines, *_ in rows for l in lines.values() if l]
     parts += ["```", ""]
     per_set = [best_wer_line(Path(args.exp_root) / mic / system / "decode_eval") for mic, system, *_ in rows]
     if any(per_set):

@@ -77,6 +77,10 @@ adapt_opts="--update gates"           # every adaptation
 # (egs/ami/README.md, "Speaker adaptation").
 adapt_ali_opts="--kld-rho 0"
 adapt_teacher_opts="--kld-rho 0.5"
+# --backend py: the adapted systems are searched once per set, at this system's dev setting (as
+# the curve is); empty: each sweeps dev as stage 8's systems do (4-5 searches, egs/ami/README.md,
+# "Budgets"). The Kaldi backend sweeps every system on its lattices.
+adapt_setting_from=student_kd
 # Stage 9's data-amount curve: each speaker of these sets split in halves (utterances in time
 # order); student_kd adapted on the first N seconds of the first half (0: all of it), with
 # student_adapt_unsup's targets, for each kind of update; decoded on the second half at
@@ -101,11 +105,13 @@ run_info=          # a line on the run recorded in RESULTS.md (commit, date, wal
 # "Settings"):
 gmm_scoring_opts="--min-lmwt 12 --max-lmwt 32 --word-ins-penalty 0.0"
 nnet_scoring_opts="--min-lmwt 5 --max-lmwt 13 --word-ins-penalty 0.0"
-# --backend py: best-path search, once per point of the sweep (the wheels make no lattices); eval
-# is searched once, at dev's best setting. The nnets' flatter scores keep more tokens alive, hence
-# their narrower beam. How dev is swept (--search grid | coarse | descent): the GMM's wide range
-# coarse-to-fine, the nnets' by descent from LM weight 10, the inverse of nnet1's acoustic scale
-# 0.1 (egs/ami/README.md, "The protocol").
+# --backend py: best-path search, once per point of the sweep (the wheels make no lattices), so the
+# sweep runs on dev_tune, every ${dev_tune_part}th utterance of each dev speaker (1: on all of dev);
+# dev and eval are then searched once each, at its best setting. The nnets' flatter scores keep
+# more tokens alive, hence their narrower beam. How the sweep goes (--search grid | coarse |
+# descent): the GMM's wide range coarse-to-fine, the nnets' by descent from LM weight 10, the
+# inverse of nnet1's acoustic scale 0.1 (egs/ami/README.md, "The protocol").
+dev_tune_part=2
 gmm_decode_opts="--beam 10 --max-active 2000"
 nnet_decode_opts="--beam 8 --max-active 2000"
 gmm_search_opts="--search coarse"
@@ -115,7 +121,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature kd_online kd_topk untranscribed_factors train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts gmm_search_opts nnet_search_opts decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature kd_online kd_topk untranscribed_factors train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_setting_from adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts gmm_search_opts nnet_search_opts dev_tune_part decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -221,6 +227,7 @@ graph=$exp/tri/graph
 nnet_ali=$exp/tri_ali nnet_graph=$graph
 case $use_ihm_ali in true|false) ;; *) echo "$0: --use-ihm-ali $use_ihm_ali: true or false" >&2; exit 1 ;; esac
 case $kd_online in true|false) ;; *) echo "$0: --kd-online $kd_online: true or false" >&2; exit 1 ;; esac
+[[ $dev_tune_part =~ ^[1-9][0-9]*$ ]] || { echo "$0: --dev-tune-part $dev_tune_part: a number, at least 1" >&2; exit 1; }
 [[ $nnet_jobs =~ ^[1-9][0-9]*$ ]] || { echo "$0: --nnet-jobs $nnet_jobs: a number of jobs, at least 1" >&2; exit 1; }
 kd_post=$exp/teacher_post  # student_kd's soft targets (stage 7)
 if [ $mic != ihm ] && [ $use_ihm_ali = true ]; then
@@ -312,27 +319,51 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   step $exp/mono_ali gmm align_si --nj $nj --cmd "$train_cmd" $data/train data/lang $exp/mono $exp/mono_ali
 fi
 
-# sweep_opts SYSTEM-DIR SET SCORING-OPTS SEARCH-OPTS: the py backend's sweep of a set: dev is tuned
-# over SCORING-OPTS by SEARCH-OPTS, eval is decoded once, at the LM weight and penalty dev chose
-# (the honest protocol).
+# tune_set: the set whose sweep picks each system's LM weight and penalty: dev_tune (--backend py
+# with --dev-tune-part above 1: searches cost a pass each) or dev (Kaldi's sweep of its lattices).
+tune_set() { if [ $backend = py ] && [ $dev_tune_part -gt 1 ]; then echo dev_tune; else echo dev; fi; }
+
+# decode_sets: the sets a system is decoded on, the tuning set first.
+decode_sets() { if [ $(tune_set) = dev_tune ]; then echo dev_tune dev eval; else echo dev eval; fi; }
+
+# tune_dirs: dev_tune, the GMM's and the nnets' data dirs of every ${dev_tune_part}th utterance of
+# each dev speaker (in time order: every meeting and speaker in it).
+tune_dirs() {
+  local list=$data/dev_tune.list
+  awk -v p=$dev_tune_part '{for (i = 2; i <= NF; i += p) print $i}' $data/dev/spk2utt > $list
+  gmm subset_data_dir --utt-list $list $data/dev $data/dev_tune
+  gmm subset_data_dir --utt-list $list $data/dev_fbank $data/dev_tune_fbank
+  rm $list
+}
+
+# tune_data: tune_dirs as a step, where the tuning set is dev_tune (stages 4, 8 and 10 decode it).
+tune_data() {
+  [ $(tune_set) = dev ] || deps="$data/dev $data/dev_fbank" settings=$dev_tune_part step $exp/make_feats/dev_tune tune_dirs
+}
+
+# sweep_opts SYSTEM-DIR SET SCORING-OPTS SEARCH-OPTS: the py backend's search of a set: the tuning
+# set is swept over SCORING-OPTS by SEARCH-OPTS, the others are searched once, at the LM weight
+# and penalty it chose (the honest protocol).
 sweep_opts() {
-  if [ $2 = dev ]; then echo "$4 $3"; return; fi
-  local setting; setting=$(dev_setting $1)
+  local tune; tune=$(tune_set)
+  if [ $2 = $tune ]; then echo "$4 $3"; return; fi
+  local setting; setting=$(dev_setting $1 $tune)
   set -- $setting
   echo "--min-lmwt $1 --max-lmwt $1 --word-ins-penalty $2"
 }
 
-# dev_setting SYSTEM-DIR: "LMWT WIP" of the system's best dev score.
+# dev_setting SYSTEM-DIR [SET]: "LMWT WIP" of the system's best score on SET (dev: the setting dev
+# and eval are scored at, as dev is searched at dev_tune's alone).
 dev_setting() {
-  local best=$1/decode_dev/scoring_kaldi/best_wer
-  [ -f $best ] || { echo "$0: $best is missing: decode dev first (eval is decoded at dev's setting)" >&2; exit 1; }
+  local best=$1/decode_${2:-dev}/scoring_kaldi/best_wer
+  [ -f $best ] || { echo "$0: $best is missing: decode ${2:-dev} first (the other sets are decoded at its setting)" >&2; exit 1; }
   local setting; setting=$(sed -n 's:.*/wer_\([0-9]*\)_\([-0-9.]*\)$:\1 \2:p' $best)
   [ -n "$setting" ] || { echo "$0: $best: no wer_<LMWT>_<WIP> in it" >&2; exit 1; }
   echo $setting
 }
 
-# dev_dep SYSTEM-DIR SET: what eval's decoding reads from dev's (the setting dev chose).
-dev_dep() { if [ $2 != dev ]; then echo $1/decode_dev/scoring_kaldi/best_wer; fi; }
+# dev_dep SYSTEM-DIR SET: what a set's decoding reads from the tuning set's (the setting it chose).
+dev_dep() { local tune; tune=$(tune_set); if [ $2 != $tune ]; then echo $1/decode_$tune/scoring_kaldi/best_wer; fi; }
 
 # nnet_dep SYSTEM SET: the files a nnet system's decoding of SET reads.
 nnet_dep() {
@@ -357,8 +388,9 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   step $exp/tri gmm train_deltas --cmd "$train_cmd" $num_leaves $tot_gauss $data/train data/lang $exp/mono_ali $exp/tri
   step $exp/tri_ali gmm align_si --nj $nj --cmd "$train_cmd" $data/train data/lang $exp/tri $exp/tri_ali
   step $graph gmm mkgraph data/lang_test $exp/tri $graph
-  for s in dev eval; do
-    deps="$graph $exp/tri/final.mdl $data/$s $(dev_dep $exp/tri $s)" settings="$gmm_decode_opts $gmm_scoring_opts $gmm_search_opts" \
+  tune_data
+  for s in $(decode_sets); do
+    deps="$graph $exp/tri/final.mdl $data/$s $(dev_dep $exp/tri $s)" settings="$gmm_decode_opts $gmm_scoring_opts $gmm_search_opts tuned on $(tune_set)" \
       step $exp/tri/decode_$s decode_gmm $s
   done
 fi
@@ -494,19 +526,30 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   bg_wait
 fi
 
-# decode_nnet SYSTEM SET: log-likelihoods (log-posteriors - log-priors) of an nnet, decoded
-# with the tri graph and the transition model of tri_ali ($nnet_graph and $nnet_ali), then scored.
+# decode_nnet SYSTEM SET [FROM]: log-likelihoods (log-posteriors - log-priors) of an nnet, decoded
+# with the tri graph and the transition model of tri_ali ($nnet_graph and $nnet_ali), then scored;
+# with FROM (--backend py), searched once, at system FROM's dev setting.
 decode_nnet() {
-  local opts=""
-  [ $backend = kaldi ] || opts=$(sweep_opts $exp/$1 $2 "$nnet_scoring_opts" "$nnet_search_opts")
+  local opts="" setting
+  if [ $backend = py ] && [ -n "${3:-}" ]; then
+    setting=($(dev_setting $exp/$3))
+    opts="--min-lmwt ${setting[0]} --max-lmwt ${setting[0]} --word-ins-penalty ${setting[1]}"
+  elif [ $backend = py ]; then
+    opts=$(sweep_opts $exp/$1 $2 "$nnet_scoring_opts" "$nnet_search_opts")
+  fi
   decode_data $exp/$1 $data/${2}_fbank $exp/$1/decode_$2 "$opts"
 }
 
-# decode_system SYSTEM: dev (the sweep), then eval at dev's setting.
+# decode_system SYSTEM [FROM]: the tuning set (the sweep), then dev and eval at its setting; with
+# FROM, dev and eval at system FROM's dev setting (decode_nnet).
 decode_system() {
-  local s
-  for s in dev eval; do
-    deps=$(nnet_dep $1 $s) settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts" step $exp/$1/decode_$s decode_nnet $1 $s
+  local s sets from= at=
+  sets=$(decode_sets)
+  [ $backend = kaldi ] || from=${2:-}
+  [ -z "$from" ] || at=" (at $from's dev setting: $(dev_setting $exp/$from))" sets="dev eval"
+  for s in $sets; do
+    deps="$(nnet_dep $1 $s)${from:+ $exp/$from/decode_dev/scoring_kaldi/best_wer}" \
+      settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts tuned on $(tune_set)$at" step $exp/$1/decode_$s decode_nnet $1 $s $from
   done
 }
 
@@ -557,7 +600,8 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   done
   # $nnet_jobs systems at a time: one's jobs fill the cores that the other's leave idle (the end
   # of a round of the search waits for its slowest job)
-  split_for_jobs $data/dev_fbank $data/eval_fbank
+  tune_data
+  split_for_jobs $data/dev_fbank $data/eval_fbank $([ $(tune_set) = dev ] || echo $data/dev_tune_fbank)
   for sys in $systems; do bg decode_system $sys; done
   bg_wait
 fi
@@ -647,7 +691,7 @@ adapt_system() {
     deps="$exp/student_kd/final.pt $exp/student_kd/decode_$s/scoring_kaldi $exp/teacher/final.pt $data/${s}_fbank" \
       settings="$adapt_opts $adapt_ali_opts $adapt_teacher_opts $(dev_setting $exp/student_kd)" step $exp/$1/adapt_$s adapt $1 $s
   done
-  decode_system $1
+  decode_system $1 $adapt_setting_from
 }
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
@@ -729,11 +773,10 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   need $exp/student_kd/.done 7
   need $exp/teacher/.done 5
   [ $backend = py ] || deps="data/lang $data/train/text $nnet_ali" step $exp/dengraph den_graph $exp/dengraph
+  tune_data
   for sys in $smbr_systems; do
     smbr $sys
-    for s in dev eval; do
-      deps=$(nnet_dep $sys $s) settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts" step $exp/$sys/decode_$s decode_nnet $sys $s
-    done
+    decode_system $sys
   done
 fi
 

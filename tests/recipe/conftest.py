@@ -26,7 +26,7 @@ FAST_DNN_CONF = "beam=8.0\nmax_active=1000\nlattice_beam=6.0\nacwt=0.1\n"
 # A %WER line of RESULTS.md or best_wer: 1 %WER, 2 errors, 3 words, 4-6 ins/del/sub,
 # 7 decode dir, 8 system, 9 set, 10 LM weight, 11 word insertion penalty.
 WER_LINE = re.compile(r"%WER (\d+\.\d\d) \[ (\d+) / (\d+), (\d+) ins, (\d+) del, (\d+) sub \] "
-                      r"(exp/ihm/(\w+)/decode_(dev|eval))/wer_(\d+)_([\d.]+)")
+                      r"(exp/ihm/(\w+)/decode_(dev_tune|dev|eval))/wer_(\d+)_([\d.]+)")
 
 
 def recipe_default(name):

@@ -35,16 +35,21 @@ def test_results_md_tunes_on_dev_and_scores_eval_once_at_devs_setting(py_run):
         assert errors == ins + dels + subs
         assert words == ref_words(py_run.dir / f"data/ihm/{dset}/text")
         assert abs(wer - 100.0 * errors / words) < 0.006
-        sweep = {p.name: float(p.read_text().split()[1]) for p in (py_run.dir / m[7]).glob("wer_*")}
-        if dset == "dev":  # the best of the 3-point sweep (LMWT 9..11, penalty 0.0)
-            assert sorted(sweep) == ["wer_10_0.0", "wer_11_0.0", "wer_9_0.0"]
-            assert wer == min(sweep.values())
-        else:  # searched once, at dev's setting
-            dev = lines[(system, "dev")]
-            assert (m[10], m[11]) == (dev[10], dev[11])
-            assert list(sweep) == [f"wer_{dev[10]}_{dev[11]}"]
-            stats = dict(line.split() for line in (py_run.dir / m[7] / "decode_stats.txt").read_text().splitlines())
-            assert stats["passes"] == "1"
+        # dev and eval are searched once, at the setting the sweep of dev_tune chose (the adapted
+        # systems: at student_kd's)
+        tune = py_run.dir / "exp/ihm" / (system if system not in ADAPTED else "student_kd") / "decode_dev_tune"
+        sweep = {p.name: float(p.read_text().split()[1]) for p in tune.glob("wer_*")}
+        assert sorted(sweep) == ["wer_10_0.0", "wer_11_0.0", "wer_9_0.0"]  # LMWT 9..11, penalty 0.0
+        best = WER_LINE.search((tune / "scoring_kaldi" / "best_wer").read_text())
+        assert float(best[1]) == min(sweep.values())
+        assert (m[10], m[11]) == (best[10], best[11])
+        assert [p.name for p in (py_run.dir / m[7]).glob("wer_*")] == [f"wer_{best[10]}_{best[11]}"]
+        stats = dict(line.split() for line in (py_run.dir / m[7] / "decode_stats.txt").read_text().splitlines())
+        assert stats["passes"] == "1"
+    # dev_tune: every second utterance of each dev speaker
+    spk2utt = [line.split()[1:] for line in (py_run.dir / "data/ihm/dev/spk2utt").read_text().splitlines()]
+    tune_utts = [line.split()[0] for line in (py_run.dir / "data/ihm/dev_tune_fbank/utt2spk").read_text().splitlines()]
+    assert sorted(tune_utts) == sorted(u for utts in spk2utt for u in utts[::2])
 
 
 def test_results_md_has_the_significance_of_the_papers_comparisons(py_run):
@@ -140,11 +145,12 @@ def test_rerun_skips_complete_steps_and_changes_nothing(py_run, py_args):
     print(f"first run {py_run.seconds:.1f} s, rerun {rerun.seconds:.1f} s")
     skipped = re.findall(r"(\S+) is complete, skipping", rerun.output)
     steps = {str(p.parent.relative_to(py_run.dir)) for p in py_run.dir.rglob(".done")}
-    assert sorted(skipped) == sorted(steps)
-    # features (and the untranscribed audio's), lang+LM, mono, tri+graph+decodes, nnets (and the
-    # untranscribed subset and its student; the teacher's soft targets of both), decodes, adaptations
-    # and their decodes, the curve's halves, unadapted point and adapted points
-    assert len(steps) == 4 + 3 + 2 + 5 + 6 + 2 + 10 + 12 + 1 + 1 + CURVE_POINTS
+    assert sorted(set(skipped)) == sorted(steps)  # dev_tune's subsets: checked by stages 4 and 8
+    # features (and the untranscribed audio's, and dev_tune's subsets), lang+LM, mono, tri+graph+
+    # decodes (dev_tune, dev, eval), nnets (and the untranscribed subset and its student; the
+    # teacher's soft targets of both), their decodes, adaptations and their decodes (dev, eval), the
+    # curve's halves, unadapted point and adapted points
+    assert len(steps) == 5 + 3 + 2 + 6 + 6 + 2 + 15 + 12 + 1 + 1 + CURVE_POINTS
     assert snapshot(py_run.dir) == before
     assert (py_run.dir / "RESULTS.md").read_text() == results
 
@@ -203,7 +209,7 @@ def test_stage_10_sequence_trains_on_the_lattice_free_denominator(py_run, py_arg
 
 
 def test_interrupted_decoding_resumes_the_unfinished_job(py_run, py_args):
-    dec = py_run.dir / "exp" / "ihm" / "student_kd" / "decode_dev"
+    dec = py_run.dir / "exp" / "ihm" / "student_kd" / "decode_dev_tune"  # the sweep
     best = (dec / "scoring_kaldi" / "best_wer").read_text()
     job1 = {p: p.stat().st_mtime_ns for p in (dec / "tra").glob("*.1.tra")}
     # as a run killed while job 2 was decoding leaves it
@@ -230,9 +236,9 @@ def test_a_failing_job_fails_the_stage_and_names_its_log(py_run, tmp_path):
     recipe = clone_for_decoding(py_run.dir, tmp_path / "bad", "student_ce", ali="mono_ali")
     run = run_recipe(recipe, "--backend", "py", *FAST, "--stage", 8, "--nnet-systems", "student_ce")
     assert run.returncode != 0
-    assert re.search(r"columns, the model has \d+ pdfs \(log: exp/ihm/student_ce/decode_dev/log/decode\.\d\.log\)",
+    assert re.search(r"columns, the model has \d+ pdfs \(log: exp/ihm/student_ce/decode_dev_tune/log/decode\.\d\.log\)",
                      run.output), run.tail()
-    dec = recipe / "exp" / "ihm" / "student_ce" / "decode_dev"
+    dec = recipe / "exp" / "ihm" / "student_ce" / "decode_dev_tune"
     assert not (dec / ".done").exists() and not (dec / "scoring_kaldi" / "best_wer").exists()
     assert "Stage 9" not in run.output
 
