@@ -191,10 +191,11 @@ class BestPathDecoder:
     """FasterDecoder over one graph, with a wider-beam retry when no token reaches a final
     state, and partial output (as --allow-partial=true) when the retry fails too.
 
-    Each search gets a new FasterDecoder (a few microseconds): a reused one keeps its token
-    list's order from the searches before, which decides between tokens of equal cost at the
-    max-active cut, so an utterance's best path would depend on what its job searched before
-    (the job split, the other LM weights of the round)."""
+    Each search gets a new FasterDecoder (a few microseconds): a reused one keeps the hash size
+    that its busiest search before grew, which orders its token list and so decides which of two
+    equal-cost tokens reaching a state survives (and which is best), so an utterance's best path
+    would depend on what its job searched before (the job split, the other LM weights of the
+    round; tests/gmm/test_graph_decode.py)."""
 
     def __init__(self, graph, config):
         self.graph, self.config = graph, config

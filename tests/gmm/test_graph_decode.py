@@ -256,7 +256,7 @@ def _tie_graph():
     state 8, and a fan-out of 600 states (tid 2) that a search of tid-2 frames keeps alive. Which
     path survives the tie follows the decoder's token-list order: states 5 and 1005 share a bucket
     of FasterDecoder's initial 1000-bucket hash, which grows after a search with > 500 tokens."""
-    import kaldifst
+    from hdnn.gmm.wheels import kaldifst  # the wheels' import order (a wrong one hangs)
 
     g = kaldifst.StdVectorFst()
     for _ in range(1800):
