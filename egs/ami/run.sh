@@ -365,9 +365,11 @@ dev_setting() {
 # dev_dep SYSTEM-DIR SET: what a set's decoding reads from the tuning set's (the setting it chose).
 dev_dep() { local tune; tune=$(tune_set); if [ $2 != $tune ]; then echo $1/decode_$tune/scoring_kaldi/best_wer; fi; }
 
-# nnet_dep SYSTEM SET: the files a nnet system's decoding of SET reads.
+# nnet_dep SYSTEM SET [FROM]: the files a nnet system's decoding of SET reads (the setting: its
+# tuning set's, or with FROM system FROM's dev setting; decode_system).
 nnet_dep() {
-  echo "$exp/$1/final.pt $exp/$1/spk $nnet_graph $nnet_ali/final.mdl $data/${2}_fbank $(dev_dep $exp/$1 $2)"
+  local setting; setting=$(if [ -n "${3:-}" ]; then echo $exp/$3/decode_dev/scoring_kaldi/best_wer; else dev_dep $exp/$1 $2; fi)
+  echo "$exp/$1/final.pt $exp/$1/spk $nnet_graph $nnet_ali/final.mdl $data/${2}_fbank $setting"
 }
 
 # decode_gmm SET: decode and score a set with the tri GMM.
@@ -543,13 +545,13 @@ decode_nnet() {
 # decode_system SYSTEM [FROM]: the tuning set (the sweep), then dev and eval at its setting; with
 # FROM, dev and eval at system FROM's dev setting (decode_nnet).
 decode_system() {
-  local s sets from= at=
-  sets=$(decode_sets)
+  local s sets from= setting
+  sets=$(decode_sets) setting="tuned on $(tune_set)"
   [ $backend = kaldi ] || from=${2:-}
-  [ -z "$from" ] || at=" (at $from's dev setting: $(dev_setting $exp/$from))" sets="dev eval"
+  [ -z "$from" ] || sets="dev eval" setting="at $from's dev setting, $(dev_setting $exp/$from)"
   for s in $sets; do
-    deps="$(nnet_dep $1 $s)${from:+ $exp/$from/decode_dev/scoring_kaldi/best_wer}" \
-      settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts tuned on $(tune_set)$at" step $exp/$1/decode_$s decode_nnet $1 $s $from
+    deps=$(nnet_dep $1 $s $from) settings="$nnet_decode_opts $nnet_scoring_opts $nnet_search_opts $setting" \
+      step $exp/$1/decode_$s decode_nnet $1 $s $from
   done
 }
 
@@ -699,7 +701,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   need $exp/student_kd/decode_eval/.done 8
   # $nnet_jobs systems (then curve points) at a time, as in stage 8; a system's dev and eval
   # adaptations write to the same dir, so they run one after the other
-  split_for_jobs $data/dev_fbank $data/eval_fbank
+  split_for_jobs $data/dev_fbank $data/eval_fbank $([ -n "$adapt_setting_from" ] || [ $(tune_set) = dev ] || echo $data/dev_tune_fbank)
   for sys in $adapt_systems; do bg adapt_system $sys; done
   bg_wait
   for s in $adapt_curve_sets; do

@@ -46,6 +46,12 @@ def test_results_md_tunes_on_dev_and_scores_eval_once_at_devs_setting(py_run):
         assert [p.name for p in (py_run.dir / m[7]).glob("wer_*")] == [f"wer_{best[10]}_{best[11]}"]
         stats = dict(line.split() for line in (py_run.dir / m[7] / "decode_stats.txt").read_text().splitlines())
         assert stats["passes"] == "1"
+    # the table says where each setting was tuned
+    table = {r[1]: r[-1] for r in ([c.strip() for c in line.strip("|").split("|")]
+                                   for line in (py_run.dir / "RESULTS.md").read_text().splitlines())
+             if r[0] == "ihm" and r[1] in SYSTEMS + ADAPTED and len(r) == 6}
+    assert table == {s: f"{lines[(s, 'dev')][10]}, {lines[(s, 'dev')][11]} ({'given' if s in ADAPTED else 'dev_tune'})"
+                     for s in SYSTEMS + ADAPTED}
     # dev_tune: every second utterance of each dev speaker
     spk2utt = [line.split()[1:] for line in (py_run.dir / "data/ihm/dev/spk2utt").read_text().splitlines()]
     tune_utts = [line.split()[0] for line in (py_run.dir / "data/ihm/dev_tune_fbank/utt2spk").read_text().splitlines()]
