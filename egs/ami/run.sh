@@ -347,7 +347,12 @@ tune_data() {
 sweep_opts() {
   local tune; tune=$(tune_set)
   if [ $2 = $tune ]; then echo "$4 $3"; return; fi
-  local setting; setting=$(dev_setting $1 $tune)
+  setting_opts $1 $tune
+}
+
+# setting_opts SYSTEM-DIR [SET]: the py backend's options to search at dev_setting's one setting.
+setting_opts() {
+  local setting; setting=$(dev_setting "$@")
   set -- $setting
   echo "--min-lmwt $1 --max-lmwt $1 --word-ins-penalty $2"
 }
@@ -532,10 +537,9 @@ fi
 # with the tri graph and the transition model of tri_ali ($nnet_graph and $nnet_ali), then scored;
 # with FROM (--backend py), searched once, at system FROM's dev setting.
 decode_nnet() {
-  local opts="" setting
+  local opts=""
   if [ $backend = py ] && [ -n "${3:-}" ]; then
-    setting=($(dev_setting $exp/$3))
-    opts="--min-lmwt ${setting[0]} --max-lmwt ${setting[0]} --word-ins-penalty ${setting[1]}"
+    opts=$(setting_opts $exp/$3)
   elif [ $backend = py ]; then
     opts=$(sweep_opts $exp/$1 $2 "$nnet_scoring_opts" "$nnet_search_opts")
   fi
@@ -677,13 +681,12 @@ curve_data() {
 # UPDATE none: student_kd unadapted).
 curve_point() {
   local curve=$exp/student_adapt_curve dir=$exp/student_adapt_curve/$1_$2_$3 nnet=$exp/student_kd
-  local setting; setting=$(dev_setting $exp/student_kd)
-  set -- $1 $2 $3 $setting
+  local opts; opts=$(setting_opts $exp/student_kd)
   if [ $2 != none ]; then
     py adapt $adapt_ali_opts --update $2 --max-seconds $3 $curve/$1/pool $nnet $exp/student_adapt_unsup/ali_$1 $dir
     nnet=$dir
   fi
-  decode_data $nnet $curve/$1/test $dir/decode_test "--min-lmwt $4 --max-lmwt $4 --word-ins-penalty $5"
+  decode_data $nnet $curve/$1/test $dir/decode_test "$opts"
 }
 
 # adapt_system SYSTEM: stage 9's adaptation of student_kd to each test set, then its decoding.
