@@ -336,9 +336,35 @@ tune_dirs() {
   rm $list
 }
 
-# tune_data: tune_dirs as a step, where the tuning set is dev_tune (stages 4, 8 and 10 decode it).
+# rest_dirs: dev_rest_fbank, the nnets' data dir of dev's utterances that are not in dev_tune: a
+# system's dev decode searches these alone and takes dev_tune's own hypotheses at the setting
+# chosen there (a search finds the same best path for an utterance whatever else it searches).
+rest_dirs() {
+  local list=$data/dev_rest.list
+  awk 'NR == FNR {tune[$1]; next} !($1 in tune) {print $1}' $data/dev_tune_fbank/utt2spk $data/dev_fbank/utt2spk > $list
+  gmm subset_data_dir --utt-list $list $data/dev_fbank $data/dev_rest_fbank
+  rm $list
+}
+
+# tune_data: tune_dirs and rest_dirs as steps, where the tuning set is dev_tune (stages 4, 8 and
+# 10 decode it).
 tune_data() {
-  [ $(tune_set) = dev ] || deps="$data/dev $data/dev_fbank" settings=$dev_tune_part step $exp/make_feats/dev_tune tune_dirs
+  if [ $(tune_set) = dev_tune ]; then
+    deps="$data/dev $data/dev_fbank" settings=$dev_tune_part step $exp/make_feats/dev_tune tune_dirs
+    deps="$data/dev_fbank $data/dev_tune_fbank" step $exp/make_feats/dev_rest rest_dirs
+  fi
+}
+
+# tune_fbanks: the nnets' data dirs of dev_tune and dev's rest, where the tuning set is dev_tune.
+tune_fbanks() { [ $(tune_set) = dev ] || echo $data/dev_tune_fbank $data/dev_rest_fbank; }
+
+# rest_search SYSTEM SET [FROM]: "DATA DECODE-DIR" where an nnet's search of SET takes part of its
+# hypotheses from its dev_tune decode (dev, searched at dev_tune's setting): the data dir searched
+# and the decode dir reused (rest_dirs); nothing otherwise.
+rest_search() {
+  if [ $backend = py ] && [ -z "${3:-}" ] && [ $2 = dev ] && [ $(tune_set) = dev_tune ]; then
+    echo $data/dev_rest_fbank $exp/$1/decode_dev_tune
+  fi
 }
 
 # sweep_opts SYSTEM-DIR SET SCORING-OPTS SEARCH-OPTS: the py backend's search of a set: the tuning
@@ -374,17 +400,19 @@ dev_dep() { local tune; tune=$(tune_set); if [ $2 != $tune ]; then echo $1/decod
 # tuning set's, or with FROM system FROM's dev setting; decode_system).
 nnet_dep() {
   local setting; setting=$(if [ -n "${3:-}" ]; then echo $exp/$3/decode_dev/scoring_kaldi/best_wer; else dev_dep $exp/$1 $2; fi)
-  echo "$exp/$1/final.pt $exp/$1/spk $nnet_graph $nnet_ali/final.mdl $data/${2}_fbank $setting"
+  echo "$exp/$1/final.pt $exp/$1/spk $nnet_graph $nnet_ali/final.mdl $data/${2}_fbank $setting $(rest_search "$@")"
 }
 
-# decode_gmm SET: decode and score a set with the tri GMM.
+# decode_gmm SET: decode and score a set with the tri GMM (--backend py: dev searched where dev_tune
+# was not, as rest_search).
 decode_gmm() {
   if [ $backend = kaldi ]; then
     steps/decode.sh --nj $nj --cmd "$decode_cmd" --config $decode_config --scoring-opts "$gmm_scoring_opts" \
       $graph $data/$1 $exp/tri/decode_$1
   else
-    local opts; opts=$(sweep_opts $exp/tri $1 "$gmm_scoring_opts" "$gmm_search_opts")
-    py decode --nj $nj --cmd "$decode_cmd" $gmm_decode_opts $opts $graph $data/$1 $exp/tri/decode_$1
+    local opts hyps=""; opts=$(sweep_opts $exp/tri $1 "$gmm_scoring_opts" "$gmm_search_opts")
+    [ $1 != dev ] || [ $(tune_set) != dev_tune ] || hyps="--hyps-from $exp/tri/decode_dev_tune"
+    py decode --nj $nj --cmd "$decode_cmd" $gmm_decode_opts $opts $hyps $graph $data/$1 $exp/tri/decode_$1
   fi
 }
 
@@ -543,7 +571,7 @@ decode_nnet() {
   elif [ $backend = py ]; then
     opts=$(sweep_opts $exp/$1 $2 "$nnet_scoring_opts" "$nnet_search_opts")
   fi
-  decode_data $exp/$1 $data/${2}_fbank $exp/$1/decode_$2 "$opts"
+  decode_data $exp/$1 $data/${2}_fbank $exp/$1/decode_$2 "$opts" $(rest_search "$@")
 }
 
 # decode_system SYSTEM [FROM]: the tuning set (the sweep), then dev and eval at its setting; with
@@ -568,10 +596,12 @@ split_for_jobs() {
   done
 }
 
-# decode_data NNET-DIR DATA DIR SWEEP-OPTS: decode_nnet's work for any data dir (SWEEP-OPTS: the
-# py backend's LM-weight points; Kaldi's scoring sweeps $nnet_scoring_opts on the lattices).
+# decode_data NNET-DIR DATA DIR SWEEP-OPTS [SEARCHED HYPS-FROM]: decode_nnet's work for any data
+# dir (SWEEP-OPTS: the py backend's LM-weight points; Kaldi's scoring sweeps $nnet_scoring_opts on
+# the lattices); with SEARCHED and HYPS-FROM (--backend py), the data dir SEARCHED, part of DATA,
+# is searched and decode dir HYPS-FROM's hypotheses give the rest of DATA's (rest_search).
 decode_data() {
-  local nnet=$1 fbank=$2 dir=$3 opts=$4
+  local nnet=$1 fbank=$2 dir=$3 opts=$4 searched=${5:-$2} hyps=${6:+--hyps-from $6}
   if [ $backend = kaldi ]; then
     local beam max_active lattice_beam acwt
     . $decode_dnn_config
@@ -585,8 +615,8 @@ decode_data() {
         $nnet_ali/final.mdl $nnet_graph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
     local/score.sh --cmd "$decode_cmd" $nnet_scoring_opts $fbank $nnet_graph $dir
   else
-    forward_jobs "$decode_cmd" $nnet $fbank $dir
-    py decode_mapped --nj $nj --cmd "$decode_cmd" $nnet_decode_opts $opts $nnet_graph $fbank $nnet_ali scp:$dir/loglikes.scp $dir
+    forward_jobs "$decode_cmd" $nnet $searched $dir
+    py decode_mapped --nj $nj --cmd "$decode_cmd" $nnet_decode_opts $opts $hyps $nnet_graph $fbank $nnet_ali scp:$dir/loglikes.scp $dir
     rm -f $dir/loglikes.*
   fi
 }
@@ -607,7 +637,7 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   # $nnet_jobs systems at a time: one's jobs fill the cores that the other's leave idle (the end
   # of a round of the search waits for its slowest job)
   tune_data
-  split_for_jobs $data/dev_fbank $data/eval_fbank $([ $(tune_set) = dev ] || echo $data/dev_tune_fbank)
+  split_for_jobs $data/dev_fbank $data/eval_fbank $(tune_fbanks)
   for sys in $systems; do bg decode_system $sys; done
   bg_wait
 fi
@@ -704,7 +734,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   need $exp/student_kd/decode_eval/.done 8
   # $nnet_jobs systems (then curve points) at a time, as in stage 8; a system's dev and eval
   # adaptations write to the same dir, so they run one after the other
-  split_for_jobs $data/dev_fbank $data/eval_fbank $([ -n "$adapt_setting_from" ] || [ $(tune_set) = dev ] || echo $data/dev_tune_fbank)
+  split_for_jobs $data/dev_fbank $data/eval_fbank $([ -n "$adapt_setting_from" ] || tune_fbanks)
   for sys in $adapt_systems; do bg adapt_system $sys; done
   bg_wait
   for s in $adapt_curve_sets; do

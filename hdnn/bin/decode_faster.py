@@ -30,6 +30,8 @@ def main(argv=None):
     p.add_argument("--max-active", type=int, default=7000)
     p.add_argument("--min-active", type=int, default=200)
     p.add_argument("--retry-beam", type=float, default=30.0)
+    p.add_argument("--skip-utts", help="file whose lines start with utterances not to search (their "
+                                       "hypotheses are taken from another decode dir)")
     args = p.parse_args(argv)
     setup_logging()
     from hdnn.gmm.decode import DecodeConfig, decode_job
@@ -37,7 +39,8 @@ def main(argv=None):
     config = DecodeConfig(beam=args.beam, max_active=args.max_active, min_active=args.min_active,
                           retry_beam=args.retry_beam, points=args.points)
     decode_job(args.job, args.nj, args.decode_dir, args.graph_dir, args.model_dir, config,
-               features=args.features, delta_order=args.delta_order, loglikes=args.loglikes)
+               features=args.features, delta_order=args.delta_order, loglikes=args.loglikes,
+               skip_utts=args.skip_utts)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from hdnn.gmm.options import SEARCHES
 from hdnn.gmm.wheels import kaldifst, khg
 from hdnn.kaldi.data_dir import DataDir, data_dir_inputs, read_kaldi_map, split_data, split_list
 from hdnn.kaldi.io import MatrixReader, read_matrices, read_symbol_table
-from hdnn.stamps import claim, make_stamp, rspecifier_files, write_stamp
+from hdnn.stamps import claim, make_stamp, read_stamp, rspecifier_files, write_stamp
 
 log = logging.getLogger(__name__)
 FRAME_SHIFT = 0.01
@@ -305,21 +305,25 @@ def _run_job(job, nj, decode_dir, graph_dir, config, tid_cols, items):
 
 
 def decode_job(job, nj, decode_dir, graph_dir, model_dir, config, features=None, delta_order=2,
-               loglikes=None):
+               loglikes=None, skip_utts=None):
     """One job of a decode (`python -m hdnn.bin.decode_faster`): the GMM of <model_dir> on the
     CMVN + delta features of the data dir `features` (its job's split), or the pdf
-    log-likelihoods of the rspecifier `loglikes`; the transition model of <model_dir>."""
+    log-likelihoods of the rspecifier `loglikes`; the transition model of <model_dir>. The
+    utterances that begin the lines of the file `skip_utts` are not searched."""
     from hdnn.gmm.model import GmmSystem
 
     system = GmmSystem.load(model_dir)
     _, ktm, _ = system.khg()
     if (features is None) == (loglikes is None):
         raise HdnnError("a decoding job needs either features or log-likelihoods")
+    skip = set()
+    if skip_utts:
+        skip = {line.split(maxsplit=1)[0] for line in Path(skip_utts).read_text().splitlines() if line.strip()}
     if features is not None:
         scorer = GmmScorer(system.am)
-        items = ((u, scorer(x)) for u, x in iter_cmvn_deltas(features, delta_order=delta_order))
+        items = ((u, scorer(x)) for u, x in iter_cmvn_deltas(features, delta_order=delta_order) if u not in skip)
     else:
-        items = _checked(read_matrices(loglikes), loglikes, ktm.num_pdfs)
+        items = ((u, x) for u, x in _checked(read_matrices(loglikes), loglikes, ktm.num_pdfs) if u not in skip)
     _run_job(job, nj, Path(decode_dir), graph_dir, config, tid_columns(ktm), items)
 
 
@@ -335,14 +339,47 @@ def _num_words(graph_dir):
 
 
 
+def _graph_input(graph_dir):
+    return {"graph": [Path(graph_dir) / "HCLG.fst", Path(graph_dir) / "words.txt"]}
+
+
+def _search_options(config):
+    return {k: getattr(config, k) for k in ("beam", "max_active", "min_active", "retry_beam")}
+
+
+def reused_hypotheses(hyps_from, graph_dir, config):
+    """{(lmwt, wip): tra file} of the decode dir `hyps_from` at each point of config's sweep.
+
+    It holds some utterances of the same data (dev_tune's half of dev): a best path depends
+    on its utterance, graph, search options and LM weight alone (BestPathDecoder), so these
+    are what a search of them here would find. Its graph and search options must be ours
+    (its tra/.stamp) and it must have decoded every point of the sweep."""
+    hyps_from = Path(hyps_from)
+    old = read_stamp(hyps_from / "tra" / ".stamp")
+    if old is None:
+        raise HdnnError(f"{hyps_from / 'tra' / '.stamp'}: missing or unreadable (--hyps-from needs a "
+                        f"decode dir this decoder made)")
+    ours = make_stamp(_graph_input(graph_dir), _search_options(config))
+    differ = [f"input {k}" for k, v in ours["inputs"].items() if old.get("inputs", {}).get(k) != v]
+    differ += [f"option {k}: {old.get('options', {}).get(k)} -> {v}" for k, v in ours["options"].items()
+               if old.get("options", {}).get(k) != v]
+    if differ:
+        raise HdnnError(f"{hyps_from}: searched otherwise than this decoding ({'; '.join(differ)}): "
+                        f"its hypotheses cannot be reused")
+    files = {key: hyps_from / "tra" / f"{key[0]}_{key[1]}.tra" for key in config.sweep()}
+    for (lmwt, wip), f in files.items():
+        if not f.is_file():
+            raise HdnnError(f"{f}: missing: {hyps_from} was not searched at LM weight {lmwt}, penalty {wip}")
+    return files
+
+
 def claim_decode_dir(decode_dir, graph_dir, config, nj, inputs):
     """Keep a decode dir's earlier transcripts only when they were made from the same graph,
     model, features or log-likelihoods (``inputs``: {name: path or paths}), search options and
     job split (tra/.stamp); else remove them and its scores."""
     decode_dir = Path(decode_dir)
-    options = {k: getattr(config, k) for k in ("beam", "max_active", "min_active", "retry_beam")}
-    stamp = make_stamp({"graph": [Path(graph_dir) / "HCLG.fst", Path(graph_dir) / "words.txt"], **inputs},
-                       {**options, "nj": nj}, exclude=[decode_dir])
+    stamp = make_stamp({**_graph_input(graph_dir), **inputs}, {**_search_options(config), "nj": nj},
+                       exclude=[decode_dir])
     marker = decode_dir / "tra" / ".stamp"
     if claim(marker, stamp, str(decode_dir), earlier=any((decode_dir / "tra").glob("*.tra"))):
         return
@@ -354,46 +391,63 @@ def claim_decode_dir(decode_dir, graph_dir, config, nj, inputs):
     write_stamp(marker, stamp)
 
 
-def run_decode_jobs(decode_dir, graph_dir, model_dir, config, source, nj, cmd="run.pl", progress=True):
+def run_decode_jobs(decode_dir, graph_dir, model_dir, config, source, nj, cmd="run.pl", progress=True,
+                    reused=None):
     """Run `nj` decoding jobs (`python -m hdnn.bin.decode_faster` through `cmd`, hdnn/jobs.py) on
     `source` (["--features", split data dir with JOB] or ["--loglikes", rspecifier with JOB]),
-    merge their outputs into tra/<LMWT>_<WIP>.tra and write decode_stats.txt. Any failing job
-    makes this raise, naming its log file."""
+    merge their outputs (and the `reused` hypotheses: {(lmwt, wip): tra file}) into
+    tra/<LMWT>_<WIP>.tra and write decode_stats.txt. Any failing job makes this raise, naming
+    its log file."""
     from hdnn import jobs
 
     decode_dir = Path(decode_dir)
     (decode_dir / "tra").mkdir(parents=True, exist_ok=True)
     points = ",".join(f"{lmwt}_{wip}" for lmwt, wip in config.sweep())
+    skip = [f"--skip-utts={next(iter(reused.values()))}"] if reused else []
     command = jobs.python_command(
         "hdnn.bin.decode_faster", f"--beam={config.beam}", f"--max-active={config.max_active}",
         f"--min-active={config.min_active}", f"--retry-beam={config.retry_beam}", f"--points={points}",
-        f"--nj={nj}", *source, graph_dir, model_dir, decode_dir, "JOB")
+        f"--nj={nj}", *skip, *source, graph_dir, model_dir, decode_dir, "JOB")
     jobs.run(cmd, nj, decode_dir / "log" / "decode.JOB.log", command, f"decode {decode_dir.name}", progress)
     with atomic_open(decode_dir / "num_jobs") as f:
         f.write(f"{nj}\n")
-    _merge(decode_dir, config.sweep(), nj)
+    reused_utts = _merge(decode_dir, config.sweep(), nj, reused or {})
     stats, passes = _read_stats(decode_dir, nj)
     with atomic_open(decode_dir / "decode_stats.txt") as f:
         f.write(f"utterances {stats.utts}\nframes {stats.frames}\nseconds {stats.seconds:.3f}\n"
                 f"rtf {stats.rtf:.5f}\npasses {passes}\n"
                 f"rtf_per_pass {stats.rtf / passes:.5f}\nretried {stats.retried}\n"
-                f"partial {stats.partial}\nfailed {stats.failed}\n")
+                f"partial {stats.partial}\nfailed {stats.failed}\n"
+                + (f"reused {reused_utts}\n" if reused else ""))
     log.info("%s: %d utterances, %d passes (LMWT x WIP), RTF %.4f (%.4f per pass); "
              "retried with beam %g: %d, partial: %d, failed: %d", decode_dir, stats.utts,
              passes, stats.rtf, stats.rtf / passes, config.retry_beam,
              stats.retried, stats.partial, stats.failed)
+    if reused:
+        log.info("%s: the hypotheses of %d more utterances taken from %s", decode_dir, reused_utts,
+                 next(iter(reused.values())).parent.parent)
     return stats
 
 
 def decode_sweep(decode_dir, graph_dir, model_dir, config, source, nj, cmd="run.pl", progress=True, score=None,
-                 inputs=None):
+                 inputs=None, hyps_from=None):
     """run_decode_jobs over config's grid, or coarse-to-fine or by descent (config.search;
     then score(points) -> {point: WerResult} picks the next round). Earlier transcripts in
     `decode_dir` are kept only when made from the same `inputs` ({name: path(s)}, besides the
-    graph) and options (claim_decode_dir). Returns DecodeStats with .points, the settings decoded."""
-    claim_decode_dir(decode_dir, graph_dir, config, nj, inputs or {})
+    graph) and options (claim_decode_dir). `hyps_from`: a decode dir of some of the utterances,
+    whose hypotheses are taken and those utterances not searched (reused_hypotheses; a grid or
+    fixed points only). Returns
+    DecodeStats with .points, the settings decoded."""
+    inputs = dict(inputs or {})
+    reused = None
+    if hyps_from is not None:
+        if config.search != "grid" and not config.points:
+            raise HdnnError(f"--hyps-from needs a grid of LM weights, not a {config.search} search")
+        reused = reused_hypotheses(hyps_from, graph_dir, config)
+        inputs["reused hypotheses"] = sorted(reused.values())
+    claim_decode_dir(decode_dir, graph_dir, config, nj, inputs)
     if config.search == "grid" or config.points:
-        stats = run_decode_jobs(decode_dir, graph_dir, model_dir, config, source, nj, cmd, progress)
+        stats = run_decode_jobs(decode_dir, graph_dir, model_dir, config, source, nj, cmd, progress, reused)
         stats.points = config.sweep()
         return stats
     if score is None:
@@ -410,14 +464,22 @@ def decode_sweep(decode_dir, graph_dir, model_dir, config, source, nj, cmd="run.
     return stats
 
 
-def _merge(decode_dir, sweep, nj):
+def _merge(decode_dir, sweep, nj, reused):
+    """Merge the jobs' tra files per point, with the reused ones (utterances the jobs did not
+    search); returns how many utterances were reused (per point)."""
+    count = 0
     for lmwt, wip in sweep:
         lines = []
         for job in range(1, nj + 1):
             lines += (decode_dir / "tra" / f"{lmwt}_{wip}.{job}.tra").read_text().splitlines()
+        if (lmwt, wip) in reused:   # the jobs skipped these utterances
+            more = reused[(lmwt, wip)].read_text().splitlines()
+            lines += more
+            count = len(more)
         lines.sort(key=lambda s: s.split(maxsplit=1)[0].encode())
         with atomic_open(decode_dir / "tra" / f"{lmwt}_{wip}.tra") as f:
             f.write("".join(line + "\n" for line in lines))
+    return count
 
 
 def _read_stats(decode_dir, nj):
@@ -433,10 +495,10 @@ def _read_stats(decode_dir, nj):
 # ---------------------------------------------------------------- the two front ends
 
 def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=None, cmd="run.pl", progress=True,
-               score=None):
+               score=None, hyps_from=None):
     """steps/decode.sh: CMVN + delta features of `data_dir` (split by speaker, utils/split_data.sh),
     the GMM of <model_dir> (default: the parent of graph_dir, i.e. exp/tri1 for exp/tri1/graph),
-    best paths per (LMWT, WIP) (`score`: see decode_sweep)."""
+    best paths per (LMWT, WIP) (`score` and `hyps_from`: see decode_sweep)."""
     from hdnn.gmm.model import GmmSystem
 
     config = config or DecodeConfig()
@@ -452,7 +514,8 @@ def decode_gmm(graph_dir, data_dir, decode_dir, model_dir=None, nj=4, config=Non
     split = split_data(data_dir, nj)
     source = [f"--features={split}/JOB", f"--delta-order={delta_order}"]
     inputs = {"model": model_dir / "final.mdl", "features": data_dir_inputs(data_dir, text=False)}
-    return decode_sweep(decode_dir, graph_dir, model_dir, config, source, nj, cmd, progress, score, inputs)
+    return decode_sweep(decode_dir, graph_dir, model_dir, config, source, nj, cmd, progress, score, inputs,
+                        hyps_from)
 
 
 def _delta_order(model_dir, model_dim, data_dir):
@@ -469,14 +532,14 @@ def _delta_order(model_dir, model_dim, data_dir):
 
 
 def decode_mapped(graph_dir, model_dir, loglike_rspecifier, decode_dir, nj=4, config=None, cmd="run.pl",
-                  progress=True, score=None):
+                  progress=True, score=None, hyps_from=None):
     """latgen-faster-mapped as steps/nnet/decode.sh uses it: pdf log-likelihoods (an nnet's
     log posteriors minus log priors) from `loglike_rspecifier`, the transition model of
     <model_dir>/final.mdl, best paths per (LMWT, WIP).
 
     A `JOB` in the rspecifier is replaced by the job number (one table per job); otherwise a
     scp table is split into `nj` parts (<decode_dir>/log/loglikes.JOB.scp) and an archive is
-    decoded as one job. `score`: see decode_sweep.
+    decoded as one job. `score` and `hyps_from`: see decode_sweep.
     """
     config = config or DecodeConfig()
     spec = str(loglike_rspecifier)
@@ -497,4 +560,4 @@ def decode_mapped(graph_dir, model_dir, loglike_rspecifier, decode_dir, nj=4, co
     loglikes = [f for job in range(1, nj + 1) for f in rspecifier_files(spec.replace("JOB", str(job)))]
     inputs = {"model": Path(model_dir) / "final.mdl", "log-likelihoods": loglikes or [spec]}
     return decode_sweep(decode_dir, graph_dir, model_dir, config, [f"--loglikes={job_spec}"], nj, cmd, progress,
-                        score, inputs)
+                        score, inputs, hyps_from)

@@ -90,6 +90,57 @@ def test_mapped_decoding_of_gmm_likelihoods_gives_the_same_words(espeak_corpus, 
         assert (out / "tra" / f"{lmwt}_{wip}.tra").read_text() == (gmm_out / "tra" / f"{lmwt}_{wip}.tra").read_text()
 
 
+def test_a_search_of_half_the_utterances_completed_by_anothers_hypotheses_is_the_whole_search(
+        espeak_corpus, espeak_mono, espeak_graph, espeak_decode, tmp_path):
+    """dev searched at dev_tune's best weight: only the utterances dev_tune does not have."""
+    system = GmmSystem.load(espeak_mono)
+    scorer = GmmScorer(system.am)
+    with threadpool_limits(limits=1):
+        loglikes = {u: scorer(x) for u, x in iter_cmvn_deltas(espeak_corpus.data)}
+    utts = sorted(loglikes)
+    halves = {}
+    for name, part in (("tune", utts[::2]), ("rest", utts[1::2]), ("rest_and_one", utts[1::2] + utts[:1])):
+        ark, scp = tmp_path / f"{name}.ark", tmp_path / f"{name}.scp"
+        kaldiio.save_ark(str(ark), {u: loglikes[u] for u in part}, scp=str(scp))
+        halves[name] = f"scp:{scp}"
+    tune = tmp_path / "decode_tune"
+    run_step("decode_mapped", "--nj", 2, "--progress", "false", "--skip-scoring", "true", *SWEEP, espeak_graph,
+             espeak_corpus.data, espeak_mono, halves["tune"], tune)
+    point = ("--min-lmwt", 10, "--max-lmwt", 10, "--word-ins-penalty", "0.0")
+    out = tmp_path / "decode_all"
+    p = run_step("decode_mapped", "--nj", 2, "--progress", "false", *point, "--hyps-from", tune, espeak_graph,
+                 espeak_corpus.data, espeak_mono, halves["rest"], out)
+    whole, _ = espeak_decode
+    assert (out / "tra" / "10_0.0.tra").read_text() == (whole / "tra" / "10_0.0.tra").read_text()
+    assert (out / "wer_10_0.0").read_text() == (whole / "wer_10_0.0").read_text()
+    stats = dict(line.split() for line in (out / "decode_stats.txt").read_text().splitlines())
+    assert (int(stats["utterances"]), int(stats["reused"])) == (len(utts) // 2, len(utts) // 2)
+
+    def refused(*args, spec=halves["rest"]):
+        argv = ["--nj", 2, "--progress", "false", *args, "--hyps-from", tune, espeak_graph, espeak_corpus.data,
+                espeak_mono, spec, tmp_path / "bad"]
+        bad = subprocess.run([sys.executable, str(STEPS / "decode_mapped.py"), *map(str, argv)],
+                             capture_output=True, text=True)
+        assert bad.returncode == 1 and "Traceback" not in bad.stderr
+        return bad.stderr.strip().splitlines()[-1]
+
+    assert "searched otherwise than this decoding (option beam: 13.0 -> 10.0)" in refused(*point, "--beam", 10)
+    assert "was not searched at LM weight 12, penalty 0.0" in refused(
+        "--min-lmwt", 12, "--max-lmwt", 12, "--word-ins-penalty", "0.0")
+    # log-likelihoods of an utterance it holds too: not searched again
+    both = tmp_path / "decode_both"
+    run_step("decode_mapped", "--nj", 2, "--progress", "false", *point, "--hyps-from", tune, espeak_graph,
+             espeak_corpus.data, espeak_mono, halves["rest_and_one"], both)
+    assert (both / "tra" / "10_0.0.tra").read_text() == (whole / "tra" / "10_0.0.tra").read_text()
+    assert "utterances {}\n".format(len(utts) // 2) in (both / "decode_stats.txt").read_text()
+    # the GMM decoder: the features of every utterance given, those the decode dir holds skipped
+    gmm = tmp_path / "decode_gmm"
+    run_step("decode", "--nj", 2, "--progress", "false", *point, "--hyps-from", tune, espeak_graph,
+             espeak_corpus.data, gmm)
+    assert (gmm / "wer_10_0.0").read_text() == (whole / "wer_10_0.0").read_text()
+    assert "utterances {}\n".format(len(utts) // 2) in (gmm / "decode_stats.txt").read_text()
+
+
 def test_mapped_decoding_checks_the_number_of_pdfs(espeak_corpus, espeak_mono, espeak_graph, tmp_path):
     ark = tmp_path / "bad.ark"
     kaldiio.save_ark(str(ark), {"spk0_u0000": np.zeros((50, 7), np.float32)})

@@ -29,6 +29,7 @@ def results_lines(recipe_dir):
 
 def test_results_md_tunes_on_dev_and_scores_eval_once_at_devs_setting(py_run):
     lines = results_lines(py_run.dir)
+    utts = {dset: len((py_run.dir / f"data/ihm/{dset}/utt2spk").read_text().splitlines()) for dset in SETS}
     assert set(lines) == {(s, t) for s in SYSTEMS + ADAPTED for t in SETS}
     for (system, dset), m in lines.items():
         wer, errors, words, ins, dels, subs = float(m[1]), *map(int, m.groups()[1:6])
@@ -46,6 +47,15 @@ def test_results_md_tunes_on_dev_and_scores_eval_once_at_devs_setting(py_run):
         assert [p.name for p in (py_run.dir / m[7]).glob("wer_*")] == [f"wer_{best[10]}_{best[11]}"]
         stats = dict(line.split() for line in (py_run.dir / m[7] / "decode_stats.txt").read_text().splitlines())
         assert stats["passes"] == "1"
+        # a swept system's dev search: only the utterances dev_tune lacks, dev_tune's own
+        # hypotheses at the chosen setting taken for the rest
+        tra = f"tra/{best[10]}_{best[11]}.tra"
+        if dset == "dev" and system not in ADAPTED:
+            tuned = (tune / tra).read_text().splitlines()
+            assert int(stats["reused"]) == len(tuned) and int(stats["utterances"]) + len(tuned) == utts[dset]
+            assert set(tuned) < set((py_run.dir / m[7] / tra).read_text().splitlines())
+        else:
+            assert "reused" not in stats and int(stats["utterances"]) == utts[dset]
     # the table says where each setting was tuned
     table = {r[1]: r[-1] for r in ([c.strip() for c in line.strip("|").split("|")]
                                    for line in (py_run.dir / "RESULTS.md").read_text().splitlines())
@@ -152,11 +162,11 @@ def test_rerun_skips_complete_steps_and_changes_nothing(py_run, py_args):
     skipped = re.findall(r"(\S+) is complete, skipping", rerun.output)
     steps = {str(p.parent.relative_to(py_run.dir)) for p in py_run.dir.rglob(".done")}
     assert sorted(set(skipped)) == sorted(steps)  # dev_tune's subsets: checked by stages 4 and 8
-    # features (and the untranscribed audio's, and dev_tune's subsets), lang+LM, mono, tri+graph+
+    # features (and the untranscribed audio's, dev_tune's subsets and dev's rest), lang+LM, mono, tri+graph+
     # decodes (dev_tune, dev, eval), nnets (and the untranscribed subset and its student; the
     # teacher's soft targets of both), their decodes, adaptations and their decodes (dev, eval), the
     # curve's halves, unadapted point and adapted points
-    assert len(steps) == 5 + 3 + 2 + 6 + 6 + 2 + 15 + 12 + 1 + 1 + CURVE_POINTS
+    assert len(steps) == 6 + 3 + 2 + 6 + 6 + 2 + 15 + 12 + 1 + 1 + CURVE_POINTS
     assert snapshot(py_run.dir) == before
     assert (py_run.dir / "RESULTS.md").read_text() == results
 
