@@ -17,7 +17,7 @@ from hdnn.gmm.options import add_decode_options, decode_config, round_scorer, sc
 
 USAGE = """%(prog)s [options] <graph-dir> <data-dir> <decode-dir>
  e.g.: %(prog)s --nj 2 exp/ihm/tri1/graph data/ihm/dev exp/ihm/tri1/decode_dev
- e.g.: %(prog)s --nj 2 --min-lmwt 14 --max-lmwt 14 --word-ins-penalty 0.0 \
+ e.g.: %(prog)s --nj 2 --min-lmwt 14 --max-lmwt 14 --word-ins-penalty 0.0 \\
           --hyps-from exp/ihm/tri1/decode_dev_tune exp/ihm/tri1/graph data/ihm/dev exp/ihm/tri1/decode_dev"""
 
 
@@ -28,8 +28,6 @@ def main(argv=None):
     p.add_argument("decode_dir")
     p.add_argument("--model-dir", help="dir of final.mdl and tree (default: the graph dir's parent)")
     add_decode_options(p)
-    p.add_argument("--hyps-from", default=None,
-                   help="decode dir whose hypotheses at the same points are taken for the utterances it holds")
     args = p.parse_args(argv)
     setup_logging(Path(args.decode_dir) / "log" / "decode.log")
     from hdnn.gmm.decode import decode_gmm

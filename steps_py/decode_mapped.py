@@ -18,8 +18,8 @@ from hdnn.gmm.options import add_decode_options, decode_config, round_scorer, sc
 USAGE = """%(prog)s [options] <graph-dir> <data-dir> <model-dir> <loglike-rspecifier> <decode-dir>
  e.g.: %(prog)s --nj 2 exp/ihm/tri1/graph data/ihm/dev exp/ihm/tri1_ali \\
           scp:exp/ihm/student/decode_dev/loglikes.scp exp/ihm/student/decode_dev
- e.g.: %(prog)s --nj 2 --min-lmwt 11 --max-lmwt 11 --word-ins-penalty 0.0 \
-          --hyps-from exp/ihm/student/decode_dev_tune exp/ihm/tri1/graph data/ihm/dev exp/ihm/tri1_ali \
+ e.g.: %(prog)s --nj 2 --min-lmwt 11 --max-lmwt 11 --word-ins-penalty 0.0 \\
+          --hyps-from exp/ihm/student/decode_dev_tune exp/ihm/tri1/graph data/ihm/dev exp/ihm/tri1_ali \\
           scp:exp/ihm/student/decode_dev/loglikes.scp exp/ihm/student/decode_dev"""
 
 
@@ -31,8 +31,6 @@ def main(argv=None):
     p.add_argument("loglikes")
     p.add_argument("decode_dir")
     add_decode_options(p)
-    p.add_argument("--hyps-from", default=None,
-                   help="decode dir whose hypotheses at the same points are taken for the utterances it holds")
     p.set_defaults(min_lmwt=4, max_lmwt=15)
     args = p.parse_args(argv)
     setup_logging(Path(args.decode_dir) / "log" / "decode.log")

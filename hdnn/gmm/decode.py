@@ -34,7 +34,7 @@ from hdnn.gmm.options import SEARCHES
 from hdnn.gmm.wheels import kaldifst, khg
 from hdnn.kaldi.data_dir import DataDir, data_dir_inputs, read_kaldi_map, split_data, split_list
 from hdnn.kaldi.io import MatrixReader, read_matrices, read_symbol_table
-from hdnn.stamps import claim, make_stamp, read_stamp, rspecifier_files, write_stamp
+from hdnn.stamps import changes, claim, make_stamp, read_stamp, rspecifier_files, write_stamp
 
 log = logging.getLogger(__name__)
 FRAME_SHIFT = 0.01
@@ -360,9 +360,9 @@ def reused_hypotheses(hyps_from, graph_dir, config):
         raise HdnnError(f"{hyps_from / 'tra' / '.stamp'}: missing or unreadable (--hyps-from needs a "
                         f"decode dir this decoder made)")
     ours = make_stamp(_graph_input(graph_dir), _search_options(config))
-    differ = [f"input {k}" for k, v in ours["inputs"].items() if old.get("inputs", {}).get(k) != v]
-    differ += [f"option {k}: {old.get('options', {}).get(k)} -> {v}" for k, v in ours["options"].items()
-               if old.get("options", {}).get(k) != v]
+    # only what decides a best path: its model, log-likelihoods and job split may differ
+    shared = {part: {k: old.get(part, {}).get(k, "<unset>") for k in ours[part]} for part in ours}
+    differ = changes(shared, ours)
     if differ:
         raise HdnnError(f"{hyps_from}: searched otherwise than this decoding ({'; '.join(differ)}): "
                         f"its hypotheses cannot be reused")

@@ -91,6 +91,9 @@ def add_decode_options(p):
     p.add_argument("--lmwt-start", type=int, default=0,
                    help="where --search descent starts (0: the middle of the range)")
     p.add_argument("--skip-scoring", type=str2bool, default=False, help="do not score")
+    p.add_argument("--hyps-from", default=None,
+                   help="decode dir whose hypotheses at the same points are taken for the utterances it holds "
+                        "(searched with the same graph and search options); only the others are searched")
     p.add_argument("--progress", type=str2bool, default=True, help="show a progress bar")
 
 

@@ -108,8 +108,8 @@ def test_a_search_of_half_the_utterances_completed_by_anothers_hypotheses_is_the
              espeak_corpus.data, espeak_mono, halves["tune"], tune)
     point = ("--min-lmwt", 10, "--max-lmwt", 10, "--word-ins-penalty", "0.0")
     out = tmp_path / "decode_all"
-    p = run_step("decode_mapped", "--nj", 2, "--progress", "false", *point, "--hyps-from", tune, espeak_graph,
-                 espeak_corpus.data, espeak_mono, halves["rest"], out)
+    run_step("decode_mapped", "--nj", 2, "--progress", "false", *point, "--hyps-from", tune, espeak_graph,
+             espeak_corpus.data, espeak_mono, halves["rest"], out)
     whole, _ = espeak_decode
     assert (out / "tra" / "10_0.0.tra").read_text() == (whole / "tra" / "10_0.0.tra").read_text()
     assert (out / "wer_10_0.0").read_text() == (whole / "wer_10_0.0").read_text()
