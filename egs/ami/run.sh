@@ -358,13 +358,14 @@ tune_data() {
 # tune_fbanks: the nnets' data dirs of dev_tune and dev's rest, where the tuning set is dev_tune.
 tune_fbanks() { [ $(tune_set) = dev ] || echo $data/dev_tune_fbank $data/dev_rest_fbank; }
 
-# rest_search SYSTEM SET [FROM]: "DATA DECODE-DIR" where an nnet's search of SET takes part of its
-# hypotheses from its dev_tune decode (dev, searched at dev_tune's setting): the data dir searched
-# and the decode dir reused (rest_dirs); nothing otherwise.
+# reuses_tune SET [FROM]: true where a system's search of SET takes part of its hypotheses from its
+# dev_tune decode (--backend py, dev searched at dev_tune's setting, not at system FROM's).
+reuses_tune() { [ $backend = py ] && [ -z "${2:-}" ] && [ $1 = dev ] && [ $(tune_set) = dev_tune ]; }
+
+# rest_search SYSTEM SET [FROM]: "DATA DECODE-DIR" where an nnet's search of SET reuses_tune: the data
+# dir searched (rest_dirs) and the decode dir reused; nothing otherwise.
 rest_search() {
-  if [ $backend = py ] && [ -z "${3:-}" ] && [ $2 = dev ] && [ $(tune_set) = dev_tune ]; then
-    echo $data/dev_rest_fbank $exp/$1/decode_dev_tune
-  fi
+  if reuses_tune $2 ${3:-}; then echo $data/dev_rest_fbank $exp/$1/decode_dev_tune; fi
 }
 
 # sweep_opts SYSTEM-DIR SET SCORING-OPTS SEARCH-OPTS: the py backend's search of a set: the tuning
@@ -403,15 +404,15 @@ nnet_dep() {
   echo "$exp/$1/final.pt $exp/$1/spk $nnet_graph $nnet_ali/final.mdl $data/${2}_fbank $setting $(rest_search "$@")"
 }
 
-# decode_gmm SET: decode and score a set with the tri GMM (--backend py: dev searched where dev_tune
-# was not, as rest_search).
+# decode_gmm SET: decode and score a set with the tri GMM (where it reuses_tune, dev is searched where
+# dev_tune was not).
 decode_gmm() {
   if [ $backend = kaldi ]; then
     steps/decode.sh --nj $nj --cmd "$decode_cmd" --config $decode_config --scoring-opts "$gmm_scoring_opts" \
       $graph $data/$1 $exp/tri/decode_$1
   else
     local opts hyps=""; opts=$(sweep_opts $exp/tri $1 "$gmm_scoring_opts" "$gmm_search_opts")
-    [ $1 != dev ] || [ $(tune_set) != dev_tune ] || hyps="--hyps-from $exp/tri/decode_dev_tune"
+    ! reuses_tune $1 || hyps="--hyps-from $exp/tri/decode_dev_tune"
     py decode --nj $nj --cmd "$decode_cmd" $gmm_decode_opts $opts $hyps $graph $data/$1 $exp/tri/decode_$1
   fi
 }
