@@ -21,6 +21,9 @@ FAST = ["--lm-prune", "1e-5", "--num-leaves", "500", "--tot-gauss", "2000",
         "--nnet-decode-opts", "--beam 8 --max-active 1000",
         "--gmm-scoring-opts", SWEEP, "--nnet-scoring-opts", SWEEP, "--adapt-curve-seconds", "10 0"]
 CURVE_POINTS = 3 * 2  # gates, lhuc, all x 10 s, all
+# The IHM systems of stages 5-8 with the tests' settings, and of them the nnets.
+SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "student_kd_u1x", "dnn_small")
+NNETS = SYSTEMS[1:]
 # The same search for latgen-faster-mapped (--backend kaldi), for comparable WERs.
 FAST_DNN_CONF = "beam=8.0\nmax_active=1000\nlattice_beam=6.0\nacwt=0.1\n"
 # A %WER line of RESULTS.md or best_wer: 1 %WER, 2 errors, 3 words, 4-6 ins/del/sub,

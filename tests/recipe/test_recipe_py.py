@@ -6,11 +6,9 @@ import shutil
 import subprocess
 
 from tests.nnet.toy import run_step
-from tests.recipe.conftest import (CURVE_POINTS, FAST, WER_LINE, clone_for_decoding, make_recipe_dir, recipe_default,
-                                   ref_words, run_recipe)
+from tests.recipe.conftest import (CURVE_POINTS, FAST, NNETS, SYSTEMS, WER_LINE, clone_for_decoding, make_recipe_dir,
+                                   recipe_default, ref_words, run_recipe)
 
-SYSTEMS = ("tri", "teacher", "student_ce", "student_kd", "student_kd_u1x", "dnn_small")
-NNETS = SYSTEMS[1:]
 ADAPTED = ("student_adapt_unsup", "student_adapt_teacher", "student_adapt_sup")  # stage 9
 SETS = ("dev", "eval")
 
