@@ -19,6 +19,7 @@ setup(
         "scipy==1.17.1",
         "kaldiio==2.18.1",
         "tqdm>=4.60",
+        "filelock>=3.12",
         "threadpoolctl>=3.1",
         "matplotlib==3.11.2",
     ],

@@ -34,6 +34,7 @@ from hdnn.gmm.options import SEARCHES
 from hdnn.gmm.wheels import kaldifst, khg
 from hdnn.kaldi.data_dir import DataDir, data_dir_inputs, read_kaldi_map, split_data, split_list
 from hdnn.kaldi.io import MatrixReader, read_matrices, read_symbol_table
+from hdnn.slots import search_slot
 from hdnn.stamps import changes, claim, make_stamp, read_stamp, rspecifier_files, write_stamp
 
 log = logging.getLogger(__name__)
@@ -282,14 +283,15 @@ def _run_job(job, nj, decode_dir, graph_dir, config, tid_cols, items):
         log.info("job %d: every point of the sweep was decoded before: kept", job)
         return
     stats = DecodeStats()
-    graph = read_graph(graph_dir)
     tmp = {k: f.with_name(f.name + ".tmp") for k, f in files.items()}
-    handles = {k: open(p, "w") for k, p in tmp.items()}
-    try:
-        decode_matrices(graph, _num_words(graph_dir), tid_cols, items, config, handles, stats, log)
-    finally:
-        for h in handles.values():
-            h.close()
+    with search_slot():
+        graph = read_graph(graph_dir)
+        handles = {k: open(p, "w") for k, p in tmp.items()}
+        try:
+            decode_matrices(graph, _num_words(graph_dir), tid_cols, items, config, handles, stats, log)
+        finally:
+            for h in handles.values():
+                h.close()
     for k, p in tmp.items():
         p.replace(files[k])
     total = DecodeStats().add(stats)
