@@ -24,6 +24,8 @@ VOLATILE = re.compile(
     r"(^|/)(log|q|split\d+(utt)?)/|\.log$|(^|/)\.done(\.\d+)?$|(^|/)(decode_stats\.txt|num_jobs)$"
     # what each output was made from (hdnn/stamps.py): file identities include sizes and times
     r"|\.stamp$"
+    # the lock files of the search slots (egs/ami/cmd.sh; this test's second run has none)
+    r"|(^|/)\.search_slots/"
     # one file per job: ali.JOB.gz, raw_mfcc_dev.JOB.ark, <LMWT>_<WIP>.JOB.tra, utt2dur.JOB, utts_mfcc_dev.JOB,
     # post.JOB.ark (post.scp is compared by its content)
     r"|(^|/)(ali|fsts|lat)\.\d+\.gz$|(^|/)raw_\w+\.\d+\.(ark|scp)$|(^|/)\d+_-?\d+\.\d+\.\d+\.tra$"
