@@ -6,7 +6,7 @@
   e.g.: python bench/bench_search_slots.py egs/ami/exp/ihm/tri/graph egs/ami/exp/ihm/tri \\
       egs/ami/exp/ihm/student_kd egs/ami/data/ihm/dev_fbank bench/out/slots
 
-The nnet's log-likelihoods of the first --utts utterances of the data dir are computed once
+The nnet's log-likelihoods of the first --utts utterances of the data dir are computed
 (steps_py/forward.py); then --copies identical decoding jobs (hdnn.bin.decode_faster, the
 recipe's beam 8 / max-active 2000) are started at once, as a recipe's systems and jobs start
 them, first with no slots (every job searching at once), then with HDNN_SEARCH_SLOTS set to one
@@ -30,10 +30,9 @@ def cores():
 
 
 def loglikes(nnet, data, utts, work):
-    """scp of the nnet's log-likelihoods of the first `utts` utterances of `data`."""
+    """scp of the nnet's log-likelihoods of the first `utts` utterances of `data` (made anew on
+    every run: a few seconds, and never those of another nnet or data dir)."""
     scp = work / "loglikes.scp"
-    if scp.exists():
-        return scp
     ids = [line.split()[0] for line in (Path(data) / "feats.scp").read_text().splitlines()[:utts]]
     (work / "utts").write_text("".join(f"{u}\n" for u in ids))
     subset = work / "data"
