@@ -387,27 +387,31 @@ def test_sdm_nnets_train_on_headset_alignments_and_learn_from_the_headset_teache
 
 
 def test_tune_kd_trains_and_decodes_a_student_per_grid_point(py_run, py_args, tmp_path):
-    """local/tune_kd.sh: student_kd at each (λ, τ, learning rate) of the grid in a recipe dir of its
-    own that sees the recipe's earlier stages, and the table of dev (the choice) and eval (at dev's
-    setting)."""
+    """local/tune_kd.sh: student_kd at each (λ, τ, learning rate, schedule) of the grid in a recipe
+    dir of its own that sees the recipe's earlier stages, and the table of dev (the choice) and eval
+    (at dev's setting)."""
     recipe = make_recipe_dir(tmp_path / "tune")
     for d in ("data", "exp", "fbank", "mfcc"):
         (recipe / d).symlink_to(py_run.dir / d)
     kd = py_run.dir / "exp" / "ihm" / "student_kd" / "final.pt"
     before = hashlib.md5(kd.read_bytes()).hexdigest()
     p = subprocess.run(["local/tune_kd.sh", "--lambdas", "1.0", "--temperatures", "1", "--learn-rates", "0.004",
-                        "--", *py_args], cwd=recipe, capture_output=True, text=True)
+                        "--schedules", "hf0.7=--halving-factor=0.7,--min-iters=2", "--", *py_args], cwd=recipe, capture_output=True, text=True)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    point = recipe / "kd_tune" / "ihm" / "l1.0_t1_lr0.004"
+    point = recipe / "kd_tune" / "ihm" / "l1.0_t1_lr0.004_hf0.7"
     done = (point / "exp" / "ihm" / "student_kd" / ".done").read_text()
     assert "--kd-lambda 1.0 --kd-temperature 1" in done and "teacher_post/post.scp" in done
-    assert "--max-iters 2 --learn-rate 0.004" in done  # the rate joins the run's own --train-opts
+    # the rate and the schedule join the run's own --train-opts
+    assert "--max-iters 2 --learn-rate 0.004 --halving-factor=0.7 --min-iters=2" in done
     assert (point / "exp" / "ihm" / "teacher_post" / "post.scp").is_file()
     rows = (recipe / "kd_tune" / "ihm" / "results.md").read_text().splitlines()
-    assert re.fullmatch(r"\| 1\.0 \| 1 \| 0\.004 \| \d+\.\d\d \| \d+\.\d\d \| \d+ \| \d+ \| \d+\.\d\d % \|",
-                        rows[2]), rows
+    assert re.fullmatch(r"\| 1\.0 \| 1 \| 0\.004 \| hf0\.7 \(`--halving-factor=0\.7 --min-iters=2`\) "
+                        r"\| \d+\.\d\d \| \d+\.\d\d \| \d+ \| 2 \| \d+\.\d\d % \|", rows[2]), rows
     dev = WER_LINE.search((point / "exp/ihm/student_kd/decode_dev/scoring_kaldi/best_wer").read_text())
-    assert rows[2].split(" | ")[3] == dev[1]
+    assert rows[2].split(" | ")[4] == dev[1]
     assert hashlib.md5(kd.read_bytes()).hexdigest() == before  # the recipe's own student untouched
     bad = subprocess.run(["local/tune_kd.sh", "--mic", "sdm1"], cwd=recipe, capture_output=True, text=True)
     assert bad.returncode == 1 and "run run.sh --mic sdm1 to stage 6 first" in bad.stderr
+    bad = subprocess.run(["local/tune_kd.sh", "--schedules", "hf=--halving-factor"], cwd=recipe,
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "'hf=--halving-factor'" in bad.stderr
