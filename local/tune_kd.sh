@@ -2,7 +2,8 @@
 # Tune knowledge distillation on dev: for each point of a grid of the interpolation weight λ
 # (--kd-lambda), the temperature τ (--kd-temperature) and, if given, the learning rate
 # (train.py --learn-rate) and, if given, newbob's halving and stopping (--schedules: named sets of
-# train.py options; both join run.sh's --train-opts), stages 7-8 of run.sh train and decode
+# train.py options; both join run.sh's --train-opts, so they override the recipe's KD schedule,
+# run.sh --kd-train-opts, and the schedule default is that one), stages 7-8 of run.sh train and decode
 # student_kd in a recipe dir of its own (kd_tune/<mic>/l<λ>_t<τ>[_lr<rate>][_<schedule>]: links to
 # this recipe's data, features, tri model and teacher), then one table: dev %WER at each point's
 # best LM weight (what the choice is made on), eval %WER at that dev setting (reported, never used

@@ -47,6 +47,9 @@ student=student-small
 small_dnn=dnn-small
 kd_lambda=1.0      # the KD students' weight of the teacher's soft targets (1 - it: the alignments')
 kd_temperature=1   # and their temperature: the dev optimum of local/tune_kd.sh (README.md, stage 7)
+# and their newbob schedule (train.py options; --train-opts come after them): slower halving, for
+# longer, the dev optimum of local/tune_kd.sh --schedules (README.md, stage 7)
+kd_train_opts="--halving-factor 0.7 --end-halving-impr 0.0001 --max-iters 30"
 # Stage 7's KD students learn from the teacher's top-k posteriors of each frame (at --kd-temperature),
 # computed once (steps_py/forward.py) rather than in every epoch; true: the teacher runs on the fly.
 kd_online=false
@@ -121,7 +124,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature kd_online kd_topk untranscribed_factors train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_setting_from adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts gmm_search_opts nnet_search_opts dev_tune_part decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature kd_train_opts kd_online kd_topk untranscribed_factors train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_setting_from adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts gmm_search_opts nnet_search_opts dev_tune_part decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -431,12 +434,14 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   done
 fi
 
-# train_nnet DIR ARGS: one steps_py/train.py run on the fbank features and tri alignments.
+# train_nnet DIR ARGS: one steps_py/train.py run on the fbank features and tri alignments;
+# kd_student=true (a KD student): $kd_train_opts come first (then --train-opts, then ARGS).
 train_nnet() {
-  local dir=$1; shift
+  local dir=$1 sched=; shift
+  [ "${kd_student:-}" != true ] || sched=$kd_train_opts
   need $nnet_ali/.done $([ $nnet_ali = $exp/tri_ali ] && echo 4 || echo 5)
   need $exp/make_feats/train/.done 1
-  step $dir train_job $dir --cv-fraction 0.1 --seed $seed --use-gpu $use_gpu $train_opts "$@" \
+  step $dir train_job $dir --cv-fraction 0.1 --seed $seed --use-gpu $use_gpu $sched $train_opts "$@" \
     $data/train_fbank $nnet_ali $dir
 }
 
@@ -549,15 +554,15 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   # the largest first, so that the jobs side by side finish close together; deps: the posteriors
   # (named in a rspecifier, which the stamp of a step does not follow)
   for f in $(echo $factors | tr ' ' '\n' | sort -rn); do
-    deps=$exp/teacher_post_u${f}x bg train_nnet $exp/student_kd_u${f}x --model-preset $student $(kd_opts $exp/teacher_post_u${f}x) \
+    kd_student=true deps=$exp/teacher_post_u${f}x bg train_nnet $exp/student_kd_u${f}x --model-preset $student $(kd_opts $exp/teacher_post_u${f}x) \
       --untranscribed $data/untranscribed_${f}x_fbank
   done
   if [ $kd_post = $exp/teacher_post ]; then
-    deps=$exp/teacher_post bg train_nnet $exp/student_kd --model-preset $student $(kd_opts $exp/teacher_post)
+    kd_student=true deps=$exp/teacher_post bg train_nnet $exp/student_kd --model-preset $student $(kd_opts $exp/teacher_post)
   else
-    deps=$kd_post bg train_nnet $exp/student_kd --model-preset $student --teacher-post scp:$kd_post/post.scp \
+    kd_student=true deps=$kd_post bg train_nnet $exp/student_kd --model-preset $student --teacher-post scp:$kd_post/post.scp \
       --kd-lambda $kd_lambda --kd-temperature $kd_temperature
-    deps=$exp/teacher_post bg train_nnet $exp/student_kd_sdmt --model-preset $student $(kd_opts $exp/teacher_post)
+    kd_student=true deps=$exp/teacher_post bg train_nnet $exp/student_kd_sdmt --model-preset $student $(kd_opts $exp/teacher_post)
   fi
   bg_wait
 fi
@@ -786,7 +791,7 @@ smbr() {
     student_gate_smbr) opts="$opts --update gates" ;;
     student_kd_smbrt)
       need $exp/teacher_smbr/.done 10
-      train_nnet $exp/student_kd_smbrt --model-preset $student --teacher $exp/teacher_smbr/final.pt \
+      kd_student=true train_nnet $exp/student_kd_smbrt --model-preset $student --teacher $exp/teacher_smbr/final.pt \
         --kd-lambda $kd_lambda --kd-temperature $kd_temperature
       return ;;
     *) echo "$0: unknown sMBR system $1 (teacher_smbr|student_smbr|student_ts_smbr|student_gate_smbr|student_kd_smbrt)" >&2
