@@ -683,9 +683,20 @@ first_pass() {
   cp $hyp $2/text
 }
 
+# unless_adapted_from NNET-DIR DIR: remove DIR if it holds speakers adapted from another model
+# than NNET-DIR's (adapt.py copies the model it adapts to DIR/final.pt, and refuses a DIR made from
+# another): after NNET-DIR's model changed, everything in DIR is stale.
+unless_adapted_from() {
+  if [ -e $2/final.pt ] && ! cmp -s $1/final.pt $2/final.pt; then
+    log "$2: adapted from another $1/final.pt: removing it"
+    rm -rf $2
+  fi
+}
+
 # adapt SYSTEM SET: adapt student_kd to every speaker of SET (stage 9's targets by SYSTEM).
 adapt() {
   local dir=$exp/$1 fbank=$data/${2}_fbank
+  unless_adapted_from $exp/student_kd $dir
   case $1 in
     student_adapt_teacher)
       need $exp/teacher/.done 5
@@ -719,6 +730,7 @@ curve_point() {
   local curve=$exp/student_adapt_curve dir=$exp/student_adapt_curve/$1_$2_$3 nnet=$exp/student_kd
   local opts; opts=$(setting_opts $exp/student_kd)
   if [ $2 != none ]; then
+    unless_adapted_from $nnet $dir
     py adapt $adapt_ali_opts --update $2 --max-seconds $3 $curve/$1/pool $nnet $exp/student_adapt_unsup/ali_$1 $dir
     nnet=$dir
   fi
