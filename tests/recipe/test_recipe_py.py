@@ -192,6 +192,34 @@ def test_stage_9_adapts_the_students_gates_to_each_test_speaker(py_run):
         assert "align_mapped: done" in (exp / "student_adapt_unsup" / f"ali_{t}" / "log" / "align_mapped.log").read_text()
 
 
+def test_stage_9_adapts_again_after_student_kd_changed(py_run, py_args, tmp_path):
+    """A rerun of stage 9 after student_kd changed adapts the new student_kd: the dir adapted from
+    the old one (adapt.py refuses to mix the two) is removed first, not reused, and the run goes on."""
+    from tests.recipe.conftest import check, link_nnet_system
+
+    src = py_run.dir / "exp" / "ihm"
+    recipe = clone_for_decoding(py_run.dir, tmp_path / "readapt", "student_kd")
+    exp = recipe / "exp" / "ihm"
+    link_nnet_system(src, exp, "teacher")
+    for d in src.glob("student_kd/decode_*"):
+        (exp / "student_kd" / d.name).symlink_to(d)
+    shutil.copytree(src / "student_adapt_teacher", exp / "student_adapt_teacher", symlinks=True)
+    # another student_kd: student_ce's weights (the same preset and features)
+    (exp / "student_kd" / "final.pt").unlink()
+    shutil.copyfile(src / "student_ce" / "final.pt", exp / "student_kd" / "final.pt")
+    run = check(run_recipe(recipe, *py_args, "--stage", 9, "--stop-stage", 9, "--adapt-systems",
+                           "student_adapt_teacher", "--adapt-curve-sets", ""))
+    assert "student_adapt_teacher: adapted from another" in run.output
+    adapted = exp / "student_adapt_teacher"
+    assert (adapted / "final.pt").read_bytes() == (src / "student_ce" / "final.pt").read_bytes()
+    speakers = {line.split()[0] for t in SETS for line in (recipe / f"data/ihm/{t}/spk2utt").open()}
+    assert {p.stem for p in (adapted / "spk").glob("*.pt")} == speakers
+    for f in (adapted / "spk").glob("*.pt"):
+        assert f.read_bytes() != (src / "student_adapt_teacher" / "spk" / f.name).read_bytes()
+    for t in SETS:
+        assert (adapted / f"decode_{t}" / "scoring_kaldi" / "best_wer").is_file()
+
+
 def test_stage_10_sequence_trains_on_the_lattice_free_denominator(py_run, py_args, tmp_path):
     """Stage 10 with --backend py: student_kd's own alignments, a transition-id bigram of them
     (make_den_graph.py) for the denominator, train_smbr.py for the sMBR, teacher-student and
