@@ -58,6 +58,8 @@ kd_topk=20
 # corpus's untranscribed meetings: training speakers, no transcripts), labelled by the teacher alone.
 # Empty: every N of 1 2 4 that the corpus holds; "none": no such students.
 untranscribed_factors=
+# and their train.py options, after --kd-train-opts (README.md, stage 7)
+untranscribed_train_opts=
 train_opts=        # extra options for every steps_py/train.py run
 # Distant mics: the nnets train on the IHM tri model's alignments of the parallel headset audio and
 # decode with its tree and graph (Kaldi's AMI --use-ihm-ali; run --mic ihm to stage 5 first), and
@@ -69,7 +71,8 @@ use_gpu=no         # steps_py/train.py --use-gpu: no | yes | optional (yes: set 
 nnet_procs=1       # processes per training job (> 1: torchrun, data-parallel; the effective
                    # minibatch grows with them: README.md, "Parallel jobs and clusters")
 nnet_jobs=2        # jobs run side by side in stages 6-9: trainings, systems' decodings, adaptations
-# what stage 8 decodes (empty: teacher student_ce dnn_small student_kd, and stage 7's other students)
+# what stage 8 decodes (empty: teacher student_ce dnn_small student_kd, and stage 7's other students);
+# when set, stage 7 trains only the students it names (student_kd, student_kd_sdmt, student_kd_u<N>x)
 nnet_systems=
 # Stage 9: per-speaker adaptation of student_kd on each test set (steps_py/adapt.py): targets from
 # its first pass (unsup), the teacher's posteriors (teacher), the reference (sup: an oracle bound).
@@ -124,7 +127,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature kd_train_opts kd_online kd_topk untranscribed_factors train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_setting_from adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts gmm_search_opts nnet_search_opts dev_tune_part decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature kd_train_opts kd_online kd_topk untranscribed_factors untranscribed_train_opts train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_setting_from adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts gmm_search_opts nnet_search_opts dev_tune_part decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -187,6 +190,9 @@ run_job() {
   echo "$0: job failed: ${err:-$(tail -1 "$failed")} (log: $failed)" >&2
   exit 1
 }
+
+# wanted SYSTEM: whether --nnet-systems names SYSTEM (or is empty: every system).
+wanted() { [ -z "$nnet_systems" ] || [[ " $nnet_systems " == *" $1 "* ]]; }
 
 # need FILE STAGE: fail clearly when an earlier stage has not been run.
 need() { [ -e "$1" ] || { echo "$0: $1 is missing: run stage $2 first (--stage $2)" >&2; exit 1; }; }
@@ -435,10 +441,12 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 
 # train_nnet DIR ARGS: one steps_py/train.py run on the fbank features and tri alignments;
-# kd_student=true (a KD student): $kd_train_opts come first (then --train-opts, then ARGS).
+# kd_student=true (a KD student): $kd_train_opts come first (then, for student_kd_u<N>x,
+# $untranscribed_train_opts; then --train-opts, then ARGS).
 train_nnet() {
   local dir=$1 sched=; shift
   [ "${kd_student:-}" != true ] || sched=$kd_train_opts
+  case ${dir##*/} in student_kd_u*x) sched+=" $untranscribed_train_opts" ;; esac
   need $nnet_ali/.done $([ $nnet_ali = $exp/tri_ali ] && echo 4 || echo 5)
   need $exp/make_feats/train/.done 1
   step $dir train_job $dir --cv-fraction 0.1 --seed $seed --use-gpu $use_gpu $sched $train_opts "$@" \
@@ -535,17 +543,22 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: student HDNN ($student), knowledge distillation from the teacher"
   need $exp/teacher/.done 5
   set_factors
+  # the students made: all, or those --nnet-systems names (then the soft targets only they need)
+  factors=$(for f in $factors; do wanted student_kd_u${f}x && echo $f; done)
+  own=student_kd; [ $kd_post = $exp/teacher_post ] || own=student_kd_sdmt   # of the mic's own teacher
   for f in $factors; do
     need $exp/make_feats/untranscribed/.done 1
     deps="$data/untranscribed_fbank" step $data/untranscribed_${f}x_fbank untranscribed_subset $f $data/untranscribed_${f}x_fbank
   done
-  if [ $kd_post != $exp/teacher_post ]; then
+  if [ $kd_post != $exp/teacher_post ] && { wanted student_kd || [ -n "$factors" ]; }; then
     need exp/ihm/teacher/.done "5 --mic ihm"
     settings="$kd_topk $kd_temperature" step $exp/ihm_teacher_post teacher_post exp/ihm/teacher $data/train_ihmdata_fbank \
       $exp/ihm_teacher_post
   fi
-  if [ $kd_online = false ]; then
+  if [ $kd_online = false ] && { wanted $own || { [ $own = student_kd ] && [ -n "$factors" ]; }; }; then
     settings="$kd_topk $kd_temperature" step $exp/teacher_post teacher_post $exp/teacher $data/train_fbank $exp/teacher_post
+  fi
+  if [ $kd_online = false ]; then
     for f in $factors; do
       deps="$exp/teacher $kd_post $data/untranscribed_${f}x_fbank" settings="$kd_topk $kd_temperature" \
         step $exp/teacher_post_u${f}x untranscribed_post $f
@@ -558,11 +571,11 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
       --untranscribed $data/untranscribed_${f}x_fbank
   done
   if [ $kd_post = $exp/teacher_post ]; then
-    kd_student=true deps=$exp/teacher_post bg train_nnet $exp/student_kd --model-preset $student $(kd_opts $exp/teacher_post)
+    ! wanted student_kd || kd_student=true deps=$exp/teacher_post bg train_nnet $exp/student_kd --model-preset $student $(kd_opts $exp/teacher_post)
   else
-    kd_student=true deps=$kd_post bg train_nnet $exp/student_kd --model-preset $student --teacher-post scp:$kd_post/post.scp \
-      --kd-lambda $kd_lambda --kd-temperature $kd_temperature
-    kd_student=true deps=$exp/teacher_post bg train_nnet $exp/student_kd_sdmt --model-preset $student $(kd_opts $exp/teacher_post)
+    ! wanted student_kd || kd_student=true deps=$kd_post bg train_nnet $exp/student_kd --model-preset $student \
+      --teacher-post scp:$kd_post/post.scp --kd-lambda $kd_lambda --kd-temperature $kd_temperature
+    ! wanted student_kd_sdmt || kd_student=true deps=$exp/teacher_post bg train_nnet $exp/student_kd_sdmt --model-preset $student $(kd_opts $exp/teacher_post)
   fi
   bg_wait
 fi
