@@ -34,7 +34,7 @@ WER_LINE = re.compile(r"%WER (\d+\.\d\d) \[ (\d+) / (\d+), (\d+) ins, (\d+) del,
 
 def recipe_default(name):
     """The default of a run.sh option, from its configuration section (e.g. "kd_temperature")."""
-    m = re.search(rf"^{name}=(\S*)", (RECIPE / "run.sh").read_text(), re.M)
+    m = re.search(rf'^{name}=("[^"]*"|\S*)', (RECIPE / "run.sh").read_text(), re.M)
     assert m, f"run.sh sets no {name}"
     return m[1].strip('"')
 

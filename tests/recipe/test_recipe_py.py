@@ -415,9 +415,9 @@ def test_sdm_nnets_train_on_headset_alignments_and_learn_from_the_headset_teache
 
 
 def test_tune_kd_trains_and_decodes_a_student_per_grid_point(py_run, py_args, tmp_path):
-    """local/tune_kd.sh: student_kd at each (λ, τ, learning rate, schedule) of the grid in a recipe
-    dir of its own that sees the recipe's earlier stages, and the table of dev (the choice) and eval
-    (at dev's setting)."""
+    """local/tune_kd.sh: student_kd (or student_kd_u<N>x) at each (λ, τ, learning rate, schedule,
+    untranscribed amount) of the grid in a recipe dir of its own that sees the recipe's earlier
+    stages, and the table of dev (the choice) and eval (at dev's setting)."""
     recipe = make_recipe_dir(tmp_path / "tune")
     for d in ("data", "exp", "fbank", "mfcc"):
         (recipe / d).symlink_to(py_run.dir / d)
@@ -427,7 +427,8 @@ def test_tune_kd_trains_and_decodes_a_student_per_grid_point(py_run, py_args, tm
     assert "--max-iters 30 --max-iters 2 --model-preset" in (kd.parent / ".done").read_text()
     assert "--halving-factor" not in (py_run.dir / "exp" / "ihm" / "student_ce" / ".done").read_text()
     p = subprocess.run(["local/tune_kd.sh", "--lambdas", "1.0", "--temperatures", "1", "--learn-rates", "0.004",
-                        "--schedules", "hf0.7=--halving-factor=0.7,--min-iters=2", "--", *py_args],
+                        "--schedules", "hf0.7=--halving-factor=0.7,--min-iters=2", "--untranscribed", "0 1",
+                        "--", *py_args],
                        cwd=recipe, capture_output=True, text=True)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     point = recipe / "kd_tune" / "ihm" / "l1.0_t1_lr0.004_hf0.7"
@@ -438,13 +439,25 @@ def test_tune_kd_trains_and_decodes_a_student_per_grid_point(py_run, py_args, tm
             "--halving-factor=0.7 --min-iters=2") in done
     assert (point / "exp" / "ihm" / "teacher_post" / "post.scp").is_file()
     rows = (recipe / "kd_tune" / "ihm" / "results.md").read_text().splitlines()
-    assert re.fullmatch(r"\| 1\.0 \| 1 \| 0\.004 \| hf0\.7 \(`--halving-factor=0\.7 --min-iters=2`\) "
-                        r"\| \d+\.\d\d \| \d+\.\d\d \| \d+ \| 2 \| \d+\.\d\d % \|", rows[2]), rows
+    for row, amount in zip(rows[2:], ("0x", "1x"), strict=True):
+        assert re.fullmatch(r"\| 1\.0 \| 1 \| 0\.004 \| hf0\.7 \(`--halving-factor=0\.7 --min-iters=2`\) "
+                            rf"\| {amount} \| \d+\.\d\d \| \d+\.\d\d \| \d+ \| 2 \| \d+\.\d\d % \|", row), rows
     dev = WER_LINE.search((point / "exp/ihm/student_kd/decode_dev/scoring_kaldi/best_wer").read_text())
-    assert rows[2].split(" | ")[4] == dev[1]
+    assert rows[2].split(" | ")[5] == dev[1]
+    # the untranscribed point: that student alone (stage 7 trains what --nnet-systems names), with
+    # the recipe's --untranscribed-train-opts before the point's own options
+    upoint = point.with_name(point.name + "_u1x")
+    assert sorted(p.name for p in (upoint / "exp/ihm").glob("student_*")) == ["student_kd_u1x"]
+    assert not (point / "exp/ihm/student_kd_u1x").exists() and not (point / "exp/ihm/teacher_post_u1x").exists()
+    udone = (upoint / "exp/ihm/student_kd_u1x/.done").read_text()
+    assert "--untranscribed data/ihm/untranscribed_1x_fbank" in udone and "teacher_post_u1x/post.scp" in udone
+    assert (f"--max-iters 30 {recipe_default('untranscribed_train_opts')} --max-iters 2 --learn-rate 0.004 ".replace("  ", " ")
+            in udone)
     assert hashlib.md5(kd.read_bytes()).hexdigest() == before  # the recipe's own student untouched
     bad = subprocess.run(["local/tune_kd.sh", "--mic", "sdm1"], cwd=recipe, capture_output=True, text=True)
     assert bad.returncode == 1 and "run run.sh --mic sdm1 to stage 6 first" in bad.stderr
     bad = subprocess.run(["local/tune_kd.sh", "--schedules", "hf=--halving-factor"], cwd=recipe,
                          capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "'hf=--halving-factor'" in bad.stderr
+    bad = subprocess.run(["local/tune_kd.sh", "--untranscribed", "1x"], cwd=recipe, capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "--untranscribed: '1x'" in bad.stderr
