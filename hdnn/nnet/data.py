@@ -5,6 +5,11 @@ stored teacher posteriors, (ids (T, K), weights (T, K)) as well. ``frame_minibat
 frames of many utterances like nnet1's ``nnet-train-frmshuff --randomizer-size``: it fills a
 buffer of about ``randomizer_size`` frames from utterances in shuffled order, shuffles the frames
 of the buffer and emits minibatches; memory stays bounded by the buffer whatever the corpus size.
+In training, as nnet1's randomizer, every minibatch is full: the fewer than ``minibatch_size``
+frames left at the end of an epoch are not trained on. The learning rate is per frame (the step
+is scaled by the minibatch size, the loss is a mean over the minibatch), so a last minibatch of n
+frames would weigh each of its frames minibatch_size / n times as much as any other frame, in the
+step right before cross-validation.
 """
 import logging
 
@@ -118,7 +123,8 @@ def frame_minibatches(load, utts, minibatch_size, randomizer_size=32768, rng=Non
 
     ``load(utt)`` returns a tuple of per-frame arrays or None. With ``rng`` (a numpy Generator)
     utterances are visited in random order and frames shuffled within a buffer of about
-    ``randomizer_size`` frames; without it, frames come in order (cross-validation).
+    ``randomizer_size`` frames, and the last frames that do not fill a minibatch are dropped
+    (training); without it, every frame comes, in order (cross-validation).
     """
     order = rng.permutation(len(utts)) if rng is not None else range(len(utts))
     buffer, buffered = [], 0
@@ -132,7 +138,7 @@ def frame_minibatches(load, utts, minibatch_size, randomizer_size=32768, rng=Non
             rest = yield from _emit(buffer, minibatch_size, rng, keep_partial=True)
             buffer, buffered = ([rest], len(rest[0])) if rest else ([], 0)
     if buffer:
-        yield from _emit(buffer, minibatch_size, rng, keep_partial=False)
+        yield from _emit(buffer, minibatch_size, rng, keep_partial=rng is not None)
 
 
 def _emit(buffer, minibatch_size, rng, keep_partial):

@@ -176,7 +176,9 @@ class Trainer:
                 bar.update(n)
         distributed.all_reduce_sum(sums)
         if sums[3] == 0:
-            raise HdnnError(f"{data.feats_source}: no frames to {'train on' if train else 'cross-validate'}")
+            raise HdnnError(f"{data.feats_source}: no frames to {'train on' if train else 'cross-validate'}"
+                            + (f" (fewer than one minibatch, --minibatch-size {self.config.minibatch_size})"
+                               if train and total else ""))
         labelled = max(sums[4].item(), 1.0)
         return EpochStats(loss=(sums[0] / sums[3]).item(), xent=sums[1].item() / labelled,
                           accuracy=sums[2].item() / labelled, frames=int(sums[3]))
