@@ -155,13 +155,17 @@ def adapt_speaker(model, data, config, teacher=None, rng=None):
     for epoch in range(1, config.max_epochs + 1):
         order = data.tr[rng.permutation(len(data.tr))]
         for start in range(0, len(order), config.minibatch_size):
-            loss, _ = _loss(adapted, unadapted, teacher, data, order[start:start + config.minibatch_size],
-                            config.kld_rho)
+            batch = order[start:start + config.minibatch_size]
+            loss, _ = _loss(adapted, unadapted, teacher, data, batch, config.kld_rho)
             if not torch.isfinite(loss):
                 raise HdnnError(f"epoch {epoch}: adaptation loss is {loss.item()} "
                                 f"(--learn-rate {config.learn_rate:g} too high?)")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # the rate is per frame (the step is scaled by the minibatch size, the loss is a mean):
+            # a short last minibatch weighs by its frames, as a summed gradient does, not as a full
+            # one (its frames would weigh minibatch-size / n times). A speaker's few frames are all
+            # kept, unlike training's randomizer, which drops the short last minibatch.
+            (loss * (len(batch) / config.minibatch_size)).backward()
             optimizer.step()
         report["epochs"] = epoch
         if cv is None:

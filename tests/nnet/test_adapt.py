@@ -217,3 +217,24 @@ def test_max_seconds_adapts_on_the_first_seconds_of_each_speaker(warped, tmp_pat
     run_step("adapt.py", w["adapt"], w["student"], w["ali"], full)
     report = read_speaker_file(next((full / "spk").glob("*.pt")))["report"]
     assert report["frames"] + report["held_out_frames"] > 200
+
+
+def test_a_short_minibatch_steps_by_its_frames():
+    """The rate is per frame: a speaker's frames that fill no whole minibatch move the model as
+    much whatever the minibatch size (a short last minibatch weighs by its frames, as a summed
+    gradient does, not as a full one)."""
+    from hdnn.nnet.adapt import AdaptConfig, SpeakerData, adapt_speaker
+
+    torch.manual_seed(0)
+    model = model_from_preset("student-small", 20, 30)
+    g = torch.Generator().manual_seed(1)
+    data = SpeakerData(inputs=torch.randn(10, 20, generator=g), hard=torch.randint(0, 30, (10,), generator=g),
+                       tr=np.arange(10), cv=None)
+    steps = []
+    for size in (16, 64):
+        config = AdaptConfig(update="all", learn_rate=0.01, max_epochs=1, kld_rho=0.0, minibatch_size=size)
+        adapted, _ = adapt_speaker(model, data, config)
+        steps.append({n: p - dict(model.named_parameters())[n] for n, p in adapted.items()})
+    assert any(s.abs().max() > 1e-4 for s in steps[0].values())
+    for name, step in steps[0].items():
+        torch.testing.assert_close(step, steps[1][name], rtol=1e-4, atol=1e-7)
