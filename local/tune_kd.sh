@@ -136,18 +136,20 @@ point() {
 }
 
 run_opts=("$@")
-pids=()
+grid=()   # the points, "L T R S U" each, in the order trained and tabled
 for u in $untranscribed; do
   for s in "${names[@]}"; do
     for r in $rates; do
       for t in $temperatures; do
-        for l in $lambdas; do
-          while [ $(jobs -rp | wc -l) -ge $jobs ]; do sleep 1; done
-          point $l $t $r $s $u & pids+=($!)
-        done
+        for l in $lambdas; do grid+=("$l $t $r $s $u"); done
       done
     done
   done
+done
+pids=()
+for p in "${grid[@]}"; do
+  while [ $(jobs -rp | wc -l) -ge $jobs ]; do sleep 1; done
+  point $p & pids+=($!)
 done
 failed=0
 for p in "${pids[@]}"; do wait $p || failed=1; done
@@ -159,22 +161,15 @@ out=kd_tune/$mic/results.md
 {
   echo "| λ | τ | learning rate | schedule | untranscribed | dev %WER (best) | eval %WER (at dev's setting) | LM weight | epochs | best CV frame accuracy |"
   echo "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
-  for u in $untranscribed; do
-    for s in "${names[@]}"; do
-      for r in $rates; do
-        for t in $temperatures; do
-          for l in $lambdas; do
-            d=$(point_dir $l $t $r $s $u)/exp/$mic/$(student $u)
-            curve=$(python -c "import torch, sys; h = torch.load(sys.argv[1], weights_only=False)['history']
+  for p in "${grid[@]}"; do
+    read -r l t r s u <<< "$p"
+    d=$(point_dir $p)/exp/$mic/$(student $u)
+    curve=$(python -c "import torch, sys; h = torch.load(sys.argv[1], weights_only=False)['history']
 cv = [100 * e['cv']['accuracy'] for e in h if 'cv' in e]
 print('%d | %.2f %%' % (len([e for e in h if 'train' in e]), max(cv)))" $d/checkpoint.pt)
-            lmwt=$(sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $d/decode_dev/scoring_kaldi/best_wer)
-            sched=$s; [ $s = default ] || sched="$s (\`${schedule_opts[$s]}\`)"
-            echo "| $l | $t | $r | $sched | ${u}x | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $lmwt | $curve |"
-          done
-        done
-      done
-    done
+    lmwt=$(sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $d/decode_dev/scoring_kaldi/best_wer)
+    sched=$s; [ $s = default ] || sched="$s (\`${schedule_opts[$s]}\`)"
+    echo "| $l | $t | $r | $sched | ${u}x | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $lmwt | $curve |"
   done
 } > $out.tmp
 mv $out.tmp $out

@@ -441,12 +441,10 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 
 # train_nnet DIR ARGS: one steps_py/train.py run on the fbank features and tri alignments;
-# kd_student=true (a KD student): $kd_train_opts come first (then, for student_kd_u<N>x,
-# $untranscribed_train_opts; then --train-opts, then ARGS).
+# sched_opts=OPTS (a KD student's schedule: $kd_train_opts, then for student_kd_u<N>x
+# $untranscribed_train_opts) come first, then --train-opts, then ARGS.
 train_nnet() {
-  local dir=$1 sched=; shift
-  [ "${kd_student:-}" != true ] || sched=$kd_train_opts
-  case ${dir##*/} in student_kd_u*x) sched+=" $untranscribed_train_opts" ;; esac
+  local dir=$1 sched=${sched_opts:-}; shift
   need $nnet_ali/.done $([ $nnet_ali = $exp/tri_ali ] && echo 4 || echo 5)
   need $exp/make_feats/train/.done 1
   step $dir train_job $dir --cv-fraction 0.1 --seed $seed --use-gpu $use_gpu $sched $train_opts "$@" \
@@ -555,10 +553,11 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     settings="$kd_topk $kd_temperature" step $exp/ihm_teacher_post teacher_post exp/ihm/teacher $data/train_ihmdata_fbank \
       $exp/ihm_teacher_post
   fi
-  if [ $kd_online = false ] && { wanted $own || { [ $own = student_kd ] && [ -n "$factors" ]; }; }; then
-    settings="$kd_topk $kd_temperature" step $exp/teacher_post teacher_post $exp/teacher $data/train_fbank $exp/teacher_post
-  fi
   if [ $kd_online = false ]; then
+    # the mic's own teacher's soft targets: for its student and, on IHM, inside the u<N>x students'
+    if wanted $own || { [ $own = student_kd ] && [ -n "$factors" ]; }; then
+      settings="$kd_topk $kd_temperature" step $exp/teacher_post teacher_post $exp/teacher $data/train_fbank $exp/teacher_post
+    fi
     for f in $factors; do
       deps="$exp/teacher $kd_post $data/untranscribed_${f}x_fbank" settings="$kd_topk $kd_temperature" \
         step $exp/teacher_post_u${f}x untranscribed_post $f
@@ -567,15 +566,15 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   # the largest first, so that the jobs side by side finish close together; deps: the posteriors
   # (named in a rspecifier, which the stamp of a step does not follow)
   for f in $(echo $factors | tr ' ' '\n' | sort -rn); do
-    kd_student=true deps=$exp/teacher_post_u${f}x bg train_nnet $exp/student_kd_u${f}x --model-preset $student $(kd_opts $exp/teacher_post_u${f}x) \
+    sched_opts="$kd_train_opts $untranscribed_train_opts" deps=$exp/teacher_post_u${f}x bg train_nnet $exp/student_kd_u${f}x --model-preset $student $(kd_opts $exp/teacher_post_u${f}x) \
       --untranscribed $data/untranscribed_${f}x_fbank
   done
   if [ $kd_post = $exp/teacher_post ]; then
-    ! wanted student_kd || kd_student=true deps=$exp/teacher_post bg train_nnet $exp/student_kd --model-preset $student $(kd_opts $exp/teacher_post)
+    ! wanted student_kd || sched_opts=$kd_train_opts deps=$exp/teacher_post bg train_nnet $exp/student_kd --model-preset $student $(kd_opts $exp/teacher_post)
   else
-    ! wanted student_kd || kd_student=true deps=$kd_post bg train_nnet $exp/student_kd --model-preset $student \
+    ! wanted student_kd || sched_opts=$kd_train_opts deps=$kd_post bg train_nnet $exp/student_kd --model-preset $student \
       --teacher-post scp:$kd_post/post.scp --kd-lambda $kd_lambda --kd-temperature $kd_temperature
-    ! wanted student_kd_sdmt || kd_student=true deps=$exp/teacher_post bg train_nnet $exp/student_kd_sdmt --model-preset $student $(kd_opts $exp/teacher_post)
+    ! wanted student_kd_sdmt || sched_opts=$kd_train_opts deps=$exp/teacher_post bg train_nnet $exp/student_kd_sdmt --model-preset $student $(kd_opts $exp/teacher_post)
   fi
   bg_wait
 fi
@@ -816,7 +815,7 @@ smbr() {
     student_gate_smbr) opts="$opts --update gates" ;;
     student_kd_smbrt)
       need $exp/teacher_smbr/.done 10
-      kd_student=true train_nnet $exp/student_kd_smbrt --model-preset $student --teacher $exp/teacher_smbr/final.pt \
+      sched_opts=$kd_train_opts train_nnet $exp/student_kd_smbrt --model-preset $student --teacher $exp/teacher_smbr/final.pt \
         --kd-lambda $kd_lambda --kd-temperature $kd_temperature
       return ;;
     *) echo "$0: unknown sMBR system $1 (teacher_smbr|student_smbr|student_ts_smbr|student_gate_smbr|student_kd_smbrt)" >&2
