@@ -47,9 +47,9 @@ student=student-small
 small_dnn=dnn-small
 kd_lambda=1.0      # the KD students' weight of the teacher's soft targets (1 - it: the alignments')
 kd_temperature=1   # and their temperature: the dev optimum of local/tune_kd.sh (README.md, stage 7)
-# and their newbob schedule (train.py options; --train-opts come after them): slower halving, for
-# longer, the dev optimum of local/tune_kd.sh --schedules (README.md, stage 7)
-kd_train_opts="--halving-factor 0.7 --end-halving-impr 0.0001 --max-iters 30"
+# and their own train.py options, before --train-opts (empty: newbob's schedule as for the CE nnets,
+# the dev optimum of local/tune_kd.sh --schedules; README.md, stage 7)
+kd_train_opts=
 # Stage 7's KD students learn from the teacher's top-k posteriors of each frame (at --kd-temperature),
 # computed once (steps_py/forward.py) rather than in every epoch; true: the teacher runs on the fly.
 kd_online=false
