@@ -1,6 +1,7 @@
-"""run_demo.sh's order of work: SDM's stages beside IHM's 5-9, SDM's 7-9 once its own 6 and
-IHM's 5 (the teacher) are done, the results after both, and a failure on either side stopping the
-demo with a non-zero exit.
+"""run_demo.sh's order of work: SDM's stages beside IHM's 3-9 once IHM's 0-2 (what both mics share)
+are done, SDM's 5-6 once its own 4 and IHM's 4 (the GMM) are, SDM's 7-9 once its own 6 and IHM's 5
+(the teacher) are, the results after both, and a failure on either side stopping the demo with a
+non-zero exit.
 
 The demo itself takes over an hour, so these run the real run_demo.sh in a copy of the
 repository's layout whose tools/setup.sh and egs/ami/run.sh only record when they were called
@@ -64,50 +65,56 @@ def read_calls(calls):
     return out
 
 
-def test_sdm_runs_beside_ihm_and_its_back_after_its_front_and_the_ihm_teacher(demo, tmp_path):
+def test_sdm_runs_beside_ihm_and_each_part_after_what_it_needs_of_ihm(demo, tmp_path):
     calls = tmp_path / "calls"
-    # IHM's 6-9 long enough for SDM's 7-9 to start beside it on a busy machine
-    r = run_demo(demo, calls, SLEEP_sdm1_0_6="1", SLEEP_ihm_6_9="4")
+    # IHM's 3-4 and 6-9 long enough for SDM's parts to start beside them on a busy machine
+    r = run_demo(demo, calls, SLEEP_sdm1_0_4="1", SLEEP_ihm_3_4="2", SLEEP_ihm_6_9="4")
     assert r.returncode == 0, r.stdout + r.stderr
     c = read_calls(calls)
-    assert c[("end", "ihm 0-4")] <= c[("start", "sdm1 0-6")]
-    assert c[("start", "sdm1 0-6")] < c[("end", "ihm 5-5")]  # side by side with IHM's teacher
+    assert c[("end", "ihm 0-2")] <= c[("start", "sdm1 0-4")]
+    assert c[("start", "sdm1 0-4")] < c[("end", "ihm 3-4")]  # side by side with IHM's GMM
+    assert c[("end", "ihm 3-4")] <= c[("start", "ihm 5-5")]
+    assert c[("start", "sdm1 5-6")] >= max(c[("end", "ihm 3-4")], c[("end", "sdm1 0-4")])
     assert c[("end", "ihm 5-5")] <= c[("start", "ihm 6-9")]
-    assert c[("start", "sdm1 7-9")] >= max(c[("end", "ihm 5-5")], c[("end", "sdm1 0-6")])
+    assert c[("start", "sdm1 7-9")] >= max(c[("end", "ihm 5-5")], c[("end", "sdm1 5-6")])
     assert c[("start", "sdm1 7-9")] < c[("end", "ihm 6-9")]  # side by side with IHM's 6-9
     assert c[("start", "all 11-100")] >= max(c[("end", "sdm1 7-9")], c[("end", "ihm 6-9")])
     assert (demo / "egs/ami/exp/sdm1/run_demo.log").exists()
+    assert not (demo / "egs/ami/exp/sdm1/.ihm_gmm_ready").exists()
     assert not (demo / "egs/ami/exp/sdm1/.ihm_teacher_ready").exists()
 
 
-def test_sdm_back_waits_for_this_demos_ihm_teacher(demo, tmp_path):
+def test_sdm_waits_for_this_demos_ihm_gmm_and_teacher(demo, tmp_path):
     calls = tmp_path / "calls"
-    stale = demo / "egs/ami/exp/sdm1/.ihm_teacher_ready"  # left by a demo that was stopped
-    stale.parent.mkdir(parents=True)
-    stale.touch()
-    r = run_demo(demo, calls, SLEEP_ihm_5_5="2")
+    for name in (".ihm_gmm_ready", ".ihm_teacher_ready"):  # left by a demo that was stopped
+        stale = demo / "egs/ami/exp/sdm1" / name
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        stale.touch()
+    r = run_demo(demo, calls, SLEEP_ihm_3_4="2", SLEEP_ihm_5_5="7")  # SDM polls every 5 s
     assert r.returncode == 0, r.stdout + r.stderr
     c = read_calls(calls)
-    assert c[("end", "sdm1 0-6")] < c[("end", "ihm 5-5")] <= c[("start", "sdm1 7-9")]
+    assert c[("end", "sdm1 0-4")] < c[("end", "ihm 3-4")] <= c[("start", "sdm1 5-6")]
+    assert c[("end", "sdm1 5-6")] < c[("end", "ihm 5-5")] <= c[("start", "sdm1 7-9")]
 
 
-def test_a_failing_sdm_front_fails_the_demo_and_names_its_log(demo, tmp_path):
+@pytest.mark.parametrize("stages", ["0-4", "5-6"])
+def test_a_failing_sdm_part_fails_the_demo_and_names_its_log(demo, tmp_path, stages):
     calls = tmp_path / "calls"
-    r = run_demo(demo, calls, FAIL="sdm1 0-6")
+    r = run_demo(demo, calls, FAIL=f"sdm1 {stages}")
     assert r.returncode != 0
     assert "SDM's stages failed" in r.stderr and "exp/sdm1/run_demo.log" in r.stderr
-    assert "failing sdm1 0-6" in r.stderr  # the end of its log
+    assert f"failing sdm1 {stages}" in r.stderr  # the end of its log
     c = read_calls(calls)
     assert ("start", "sdm1 7-9") not in c and ("start", "all 11-100") not in c
 
 
-@pytest.mark.parametrize("stages", ["5-5", "6-9"])
+@pytest.mark.parametrize("stages", ["3-4", "5-5", "6-9"])
 def test_a_failing_ihm_stops_the_sdm_beside_it(demo, tmp_path, stages):
     calls = tmp_path / "calls"
-    r = run_demo(demo, calls, FAIL=f"ihm {stages}", SLEEP_sdm1_0_6="3")
+    r = run_demo(demo, calls, FAIL=f"ihm {stages}", SLEEP_sdm1_0_4="3")
     assert r.returncode != 0
     time.sleep(4)  # an SDM run left alive would have finished by now
     c = read_calls(calls)
-    assert ("start", "sdm1 0-6") in c
-    assert ("end", "sdm1 0-6") not in c  # killed, not left running
-    assert ("start", "sdm1 7-9") not in c
+    assert ("start", "sdm1 0-4") in c
+    assert ("end", "sdm1 0-4") not in c  # killed, not left running
+    assert ("start", "sdm1 5-6") not in c and ("start", "sdm1 7-9") not in c
