@@ -18,22 +18,63 @@ _PAIR = np.dtype([("id_size", "i1"), ("id", "<i4"), ("weight_size", "i1"), ("wei
 
 def read_posterior(f, key, source):
     """One Posterior from a binary stream positioned after its key (binary or text)."""
+    post = _read_posterior_pairs(f, key, source)
+    if not isinstance(post, tuple):
+        return post
+    counts, pairs = post
+    ids, weights = pairs["id"].tolist(), pairs["weight"].tolist()
+    ends = np.cumsum(counts).tolist()
+    return [list(zip(ids[e - n:e], weights[e - n:e])) for n, e in zip(counts.tolist(), ends)]
+
+
+def read_padded_posterior(f, key, source):
+    """One Posterior as (ids (T, K) int64, weights (T, K) float32), K the largest number of pairs in
+    a frame (at least 1), padding with id 0 and weight 0: soft targets without per-pair objects."""
+    post = _read_posterior_pairs(f, key, source)
+    if not isinstance(post, tuple):
+        return padded_posteriors(post)
+    counts, pairs = post
+    k = max(int(counts.max(initial=0)), 1)
+    ids = np.zeros((len(counts), k), dtype=np.int64)
+    weights = np.zeros((len(counts), k), dtype=np.float32)
+    rows = np.repeat(np.arange(len(counts)), counts)
+    cols = np.arange(len(pairs)) - np.repeat(np.cumsum(counts) - counts, counts)
+    ids[rows, cols], weights[rows, cols] = pairs["id"], pairs["weight"]
+    return ids, weights
+
+
+def padded_posteriors(post):
+    """(ids (T, K) int64, weights (T, K) float32) of a posterior given as a list over frames of
+    (pdf, weight) pairs, as read_padded_posterior returns them."""
+    k = max((len(frame) for frame in post), default=0) or 1
+    ids = np.zeros((len(post), k), dtype=np.int64)
+    weights = np.zeros((len(post), k), dtype=np.float32)
+    for t, frame in enumerate(post):
+        if frame:
+            ids[t, :len(frame)], weights[t, :len(frame)] = zip(*frame)
+    return ids, weights
+
+
+def _read_posterior_pairs(f, key, source):
+    """A binary posterior as (pairs per frame (T,) int64, all (id, weight) pairs in frame order);
+    a text one as the list read_posterior returns."""
     head = read_binary_header(f)
     if head != BINARY_HEADER:
         line = head if head.endswith(b"\n") else head + f.readline()
         return _parse_text_posterior(line.decode("utf-8"), key, source)
     num_frames = _read_count(f, key, source)
-    post = []
-    for _ in range(num_frames):
-        n = _read_count(f, key, source)
+    counts = np.empty(num_frames, dtype=np.int64)
+    chunks = []
+    for t in range(num_frames):
+        counts[t] = n = _read_count(f, key, source)
         data = f.read(n * _PAIR.itemsize)
         if len(data) != n * _PAIR.itemsize:
             raise HdnnError(f"{source}: posterior of {key} is truncated")
-        pairs = np.frombuffer(data, dtype=_PAIR)
-        if np.any(pairs["id_size"] != 4) or np.any(pairs["weight_size"] != 4):
-            raise HdnnError(f"{source}: posterior of {key} is not (int32, float) pairs")
-        post.append(list(zip(pairs["id"].tolist(), pairs["weight"].tolist())))
-    return post
+        chunks.append(data)
+    pairs = np.frombuffer(b"".join(chunks), dtype=_PAIR)
+    if np.any(pairs["id_size"] != 4) or np.any(pairs["weight_size"] != 4):
+        raise HdnnError(f"{source}: posterior of {key} is not (int32, float) pairs")
+    return counts, pairs
 
 
 def _read_count(f, key, source):
@@ -64,6 +105,11 @@ def _parse_text_posterior(line, key, source):
 def read_posteriors(rspecifier):
     """Iterate (utt, posterior) over a table of Kaldi posteriors (binary or text)."""
     return read_table(rspecifier, read_posterior)
+
+
+def read_padded_posteriors(rspecifier):
+    """Iterate (utt, (ids, weights)) over a table of Kaldi posteriors, as read_padded_posterior."""
+    return read_table(rspecifier, read_padded_posterior)
 
 
 def write_posteriors(wspecifier, items):

@@ -158,15 +158,3 @@ def _emit(buffer, minibatch_size, rng, keep_partial):
         return tuple(c[rest] for c in columns)
     yield tuple(c[rest] for c in columns)
     return None
-
-
-def padded_posteriors(post):
-    """(ids (T, K) int64, weights (T, K) float32) of a Kaldi posterior (a list over frames of
-    (pdf, weight) pairs), K the largest number of pairs in a frame; padding has weight 0."""
-    k = max((len(frame) for frame in post), default=0) or 1
-    ids = np.zeros((len(post), k), dtype=np.int64)
-    weights = np.zeros((len(post), k), dtype=np.float32)
-    for t, frame in enumerate(post):
-        if frame:
-            ids[t, :len(frame)], weights[t, :len(frame)] = zip(*frame)
-    return ids, weights

@@ -299,12 +299,11 @@ class Trainer:
 
 def read_soft_targets(rspecifier, num_pdfs):
     """Stored teacher posteriors {utt: (ids (T, K), weights (T, K))} from a Kaldi Posterior table."""
-    from hdnn.kaldi.posteriors import read_posteriors
-    from hdnn.nnet.data import padded_posteriors
+    from hdnn.kaldi.posteriors import read_padded_posteriors
 
     soft = {}
-    for utt, post in read_posteriors(rspecifier):
-        soft[utt] = ids, weights = padded_posteriors(post)
+    for utt, (ids, weights) in read_padded_posteriors(rspecifier):
+        soft[utt] = ids, weights
         if ids.size and (ids.min() < 0 or ids.max() >= num_pdfs):
             raise HdnnError(f"{rspecifier}: utterance {utt} has pdf-ids outside [0, {num_pdfs})")
         if not np.all(np.isfinite(weights)):

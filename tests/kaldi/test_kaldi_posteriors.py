@@ -4,8 +4,9 @@ import pytest
 
 from hdnn.errors import HdnnError
 from hdnn.kaldi.io import write_int_vectors
-from hdnn.kaldi.posteriors import (dense_from_posterior, posterior_from_alignment, read_posteriors,
-                                   topk_posteriors, write_posteriors)
+from hdnn.kaldi.posteriors import (dense_from_posterior, padded_posteriors, posterior_from_alignment,
+                                   read_padded_posteriors, read_posteriors, topk_posteriors,
+                                   write_posteriors)
 
 POSTS = {
     "utt1": [[(3, 0.75), (10, 0.25)], [(0, 1.0)], [], [(7, 0.5), (7, 0.5)]],
@@ -34,6 +35,27 @@ def test_round_trip(tmp_path, text):
             "utt1 [ 3 0.75 10 0.25 ] [ 0 1 ] [ ] [ 7 0.5 7 0.5 ] "
 
 
+@pytest.mark.parametrize("text", [False, True])
+def test_padded_posteriors(tmp_path, text):
+    ids, w = padded_posteriors([[(3, 0.5), (1, 0.5)], [(2, 1.0)], []])
+    np.testing.assert_array_equal(ids, [[3, 1], [2, 0], [0, 0]])
+    np.testing.assert_array_equal(w, np.array([[0.5, 0.5], [1.0, 0.0], [0.0, 0.0]], np.float32))
+    opts = "ark,scp,t" if text else "ark,scp"
+    write_posteriors(f"{opts}:{tmp_path}/p.ark,{tmp_path}/p.scp", POSTS.items())
+    for rspec in (f"ark:{tmp_path}/p.ark", f"scp:{tmp_path}/p.scp"):
+        padded = dict(read_padded_posteriors(rspec))
+        assert list(padded) == list(POSTS)
+        for utt, post in read_posteriors(rspec):  # the same arrays as the pairs read one by one
+            (ids, w), (want_ids, want_w) = padded[utt], padded_posteriors(post)
+            assert ids.dtype == np.int64 and w.dtype == np.float32 and ids.shape == want_ids.shape
+            np.testing.assert_array_equal(ids, want_ids)
+            np.testing.assert_array_equal(w, want_w)
+    ids, w = dict(read_padded_posteriors(f"ark:{tmp_path}/p.ark"))["utt1"]
+    np.testing.assert_array_equal(ids, [[3, 10], [0, 0], [0, 0], [7, 7]])
+    np.testing.assert_allclose(w, [[0.75, 0.25], [1, 0], [0, 0], [0.5, 0.5]])
+    assert dict(read_padded_posteriors(f"ark:{tmp_path}/p.ark"))["utt2"][0].shape == (0, 1)
+
+
 def test_bad_posteriors(tmp_path):
     write_int_vectors(f"ark:{tmp_path}/ali.ark", [("u1", [1, 2, 3])])
     with pytest.raises(HdnnError, match="ali.ark"):
@@ -43,8 +65,9 @@ def test_bad_posteriors(tmp_path):
         list(read_posteriors(f"ark:{tmp_path}/t.ark"))
     write_posteriors(f"ark:{tmp_path}/p.ark", POSTS.items())
     (tmp_path / "cut.ark").write_bytes((tmp_path / "p.ark").read_bytes()[:30])
-    with pytest.raises(HdnnError, match="cut.ark.*truncated"):
-        list(read_posteriors(f"ark:{tmp_path}/cut.ark"))
+    for read in (read_posteriors, read_padded_posteriors):
+        with pytest.raises(HdnnError, match="cut.ark.*truncated"):
+            list(read(f"ark:{tmp_path}/cut.ark"))
 
 
 def test_topk_and_dense():

@@ -5,7 +5,7 @@ import pytest
 from hdnn.errors import HdnnError
 from hdnn.kaldi.alignments import read_pdf_alignments
 from hdnn.kaldi.features import FeaturePipeline
-from hdnn.nnet.data import FrameTargets, frame_minibatches, padded_posteriors
+from hdnn.nnet.data import FrameTargets, frame_minibatches
 from hdnn.nnet.schedule import Newbob
 
 
@@ -88,12 +88,6 @@ def test_frame_targets_skip_and_tolerance(toy_data):
         FrameTargets(pipeline, utts, many, "ali.scp")
     with pytest.raises(HdnnError, match="no utterances"):
         FrameTargets(pipeline, [], ali, "ali.scp")
-
-
-def test_padded_posteriors():
-    ids, w = padded_posteriors([[(3, 0.5), (1, 0.5)], [(2, 1.0)]])
-    np.testing.assert_array_equal(ids, [[3, 1], [2, 0]])
-    np.testing.assert_allclose(w, [[0.5, 0.5], [1.0, 0.0]])
 
 
 def _decisions(losses, **kwargs):
