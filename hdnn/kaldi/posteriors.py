@@ -34,25 +34,26 @@ def read_padded_posterior(f, key, source):
     if not isinstance(post, tuple):
         return padded_posteriors(post)
     counts, pairs = post
-    k = max(int(counts.max(initial=0)), 1)
-    ids = np.zeros((len(counts), k), dtype=np.int64)
-    weights = np.zeros((len(counts), k), dtype=np.float32)
-    rows = np.repeat(np.arange(len(counts)), counts)
-    cols = np.arange(len(pairs)) - np.repeat(np.cumsum(counts) - counts, counts)
-    ids[rows, cols], weights[rows, cols] = pairs["id"], pairs["weight"]
-    return ids, weights
+    return _padded(counts, pairs["id"], pairs["weight"])
 
 
 def padded_posteriors(post):
     """(ids (T, K) int64, weights (T, K) float32) of a posterior given as a list over frames of
     (pdf, weight) pairs, as read_padded_posterior returns them."""
-    k = max((len(frame) for frame in post), default=0) or 1
-    ids = np.zeros((len(post), k), dtype=np.int64)
-    weights = np.zeros((len(post), k), dtype=np.float32)
-    for t, frame in enumerate(post):
-        if frame:
-            ids[t, :len(frame)], weights[t, :len(frame)] = zip(*frame)
-    return ids, weights
+    counts = np.array([len(frame) for frame in post], dtype=np.int64)
+    pairs = [pair for frame in post for pair in frame]
+    return _padded(counts, [i for i, _ in pairs], [w for _, w in pairs])
+
+
+def _padded(counts, ids, weights):
+    """The (T, K) arrays of the pairs `ids`, `weights` (in frame order), `counts[t]` of them in frame t."""
+    k = max(int(counts.max(initial=0)), 1)
+    padded_ids = np.zeros((len(counts), k), dtype=np.int64)
+    padded_weights = np.zeros((len(counts), k), dtype=np.float32)
+    rows = np.repeat(np.arange(len(counts)), counts)
+    cols = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    padded_ids[rows, cols], padded_weights[rows, cols] = ids, weights
+    return padded_ids, padded_weights
 
 
 def _read_posterior_pairs(f, key, source):
