@@ -101,7 +101,7 @@ adapt_curve_updates="gates lhuc all"
 # targets mixed in), student_gate_smbr (student_kd, gates only), student_kd_smbrt (a KD student
 # distilled from teacher_smbr).
 smbr_systems="teacher_smbr student_smbr student_ts_smbr student_gate_smbr student_kd_smbrt"
-smbr_opts=""                          # every train_smbr.py run
+smbr_opts=""                          # every train_smbr.py run (after the variant's own options)
 smbr_ts_opts="--ts-weight 0.5 --temperature 1"
 denlat_opts="--beam=13.0 --lattice-beam=7.0 --max-active=5000"   # make_denlats.sh's
 made_by=           # the command recorded in RESULTS.md (default: this run.sh command line)
@@ -807,12 +807,12 @@ make_denlats() {
 
 # smbr SYSTEM: train a stage-10 system from its source nnet's alignments and lattices.
 smbr() {
-  local src=student_kd opts="$smbr_opts"
+  local src=student_kd opts=
   case $1 in
     teacher_smbr) src=teacher ;;
     student_smbr) ;;
-    student_ts_smbr) opts="$opts --teacher $exp/teacher/final.pt $smbr_ts_opts" ;;
-    student_gate_smbr) opts="$opts --update gates" ;;
+    student_ts_smbr) opts="--teacher $exp/teacher/final.pt $smbr_ts_opts" ;;
+    student_gate_smbr) opts="--update gates" ;;
     student_kd_smbrt)
       need $exp/teacher_smbr/.done 10
       sched_opts=$kd_train_opts train_nnet $exp/student_kd_smbrt --model-preset $student --teacher $exp/teacher_smbr/final.pt \
@@ -830,6 +830,7 @@ smbr() {
     den=$exp/${src}_dengraph
     deps=$exp/${src}_ali step $den py make_den_graph $exp/${src}_ali $den
   fi
+  opts="$opts $smbr_opts"   # last: train_smbr.py takes the last of an option, so they override the variant's
   step $exp/$1 py train_smbr $opts $data/train_fbank data/lang $exp/$src $exp/${src}_ali $den $exp/$1
 }
 

@@ -220,36 +220,6 @@ def test_stage_9_adapts_again_after_student_kd_changed(py_run, py_args, tmp_path
         assert (adapted / f"decode_{t}" / "scoring_kaldi" / "best_wer").is_file()
 
 
-def test_stage_10_sequence_trains_on_the_lattice_free_denominator(py_run, py_args, tmp_path):
-    """Stage 10 with --backend py: student_kd's own alignments, a transition-id bigram of them
-    (make_den_graph.py) for the denominator, train_smbr.py for the sMBR, teacher-student and
-    gates-only students, and their decoding."""
-    import torch
-
-    from hdnn.nnet.models import load_model
-    from tests.recipe.conftest import check, link_nnet_system
-
-    recipe = clone_for_decoding(py_run.dir, tmp_path / "py_smbr", "student_kd")
-    link_nnet_system(py_run.dir / "exp" / "ihm", recipe / "exp" / "ihm", "teacher")
-    systems = "student_smbr student_ts_smbr student_gate_smbr"
-    check(run_recipe(recipe, *py_args, "--stage", 10, "--stop-stage", 10, "--smbr-systems", systems,
-                     "--smbr-opts", "--num-iters 1"))
-    exp = recipe / "exp" / "ihm"
-    assert "align_mapped: done" in (exp / "student_kd_ali" / "log" / "align_mapped.log").read_text()
-    assert "states (transition-ids)" in (exp / "student_kd_dengraph" / "log" / "make_den_graph.log").read_text()
-    kd = load_model(exp / "student_kd" / "final.pt").state_dict()
-    for name in systems.split():
-        curve = (exp / name / "curve.tsv").read_text().splitlines()
-        assert len(curve) == 2, curve
-        m = WER_LINE.fullmatch((exp / name / "decode_dev" / "scoring_kaldi" / "best_wer").read_text().strip())
-        print(f"{name}: frame accuracy {curve[1].split()[3]}, dev {m[1]}")
-        assert int(m[3]) == ref_words(recipe / "data/ihm/dev/text")
-        changed = [k for k, v in load_model(exp / name / "final.pt").state_dict().items() if not torch.equal(v, kd[k])]
-        assert changed and (name != "student_gate_smbr" or all("gate" in k for k in changed))
-        assert "student_kd_dengraph" in (exp / name / "log" / "train_smbr.log").read_text()
-    assert "--teacher" in (exp / "student_ts_smbr" / ".done").read_text()
-
-
 def test_interrupted_decoding_resumes_the_unfinished_job(py_run, py_args):
     dec = py_run.dir / "exp" / "ihm" / "student_kd" / "decode_dev_tune"  # the sweep
     best = (dec / "scoring_kaldi" / "best_wer").read_text()
@@ -459,3 +429,52 @@ def test_tune_kd_trains_and_decodes_a_student_per_grid_point(py_run, py_args, tm
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "'hf=--halving-factor'" in bad.stderr
     bad = subprocess.run(["local/tune_kd.sh", "--untranscribed", "1x"], cwd=recipe, capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "--untranscribed: '1x'" in bad.stderr
+
+
+def test_stage_10_sequence_trains_each_system_per_setting_of_tune_smbr(py_run, py_args, tmp_path):
+    """Stage 10 with --backend py through local/tune_smbr.sh: student_kd's own alignments and a
+    transition-id bigram of them (make_den_graph.py) for the denominator, made once by the first
+    point and linked by the others; train_smbr.py for the sMBR, teacher-student and gates-only
+    students, each in a recipe dir of its own, and their decoding; the table of dev (the choice),
+    eval (at dev's setting) and p against the source."""
+    import torch
+
+    from hdnn.nnet.models import load_model
+
+    recipe = make_recipe_dir(tmp_path / "tune_smbr")
+    for d in ("data", "exp", "fbank", "mfcc"):
+        (recipe / d).symlink_to(py_run.dir / d)
+    systems = ("student_smbr", "student_ts_smbr", "student_gate_smbr")
+    p = subprocess.run(["local/tune_smbr.sh", "--systems", " ".join(systems), "--settings", "i1=--num-iters=1",
+                        "--", *py_args, "--smbr-opts", "--learn-rate 2e-5"], cwd=recipe, capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    exps = [recipe / "smbr_tune" / "ihm" / f"{name}_i1" / "exp" / "ihm" for name in systems]
+    first = exps[0]
+    assert "align_mapped: done" in (first / "student_kd_ali" / "log" / "align_mapped.log").read_text()
+    assert "states (transition-ids)" in (first / "student_kd_dengraph" / "log" / "make_den_graph.log").read_text()
+    kd = load_model(py_run.dir / "exp" / "ihm" / "student_kd" / "final.pt").state_dict()
+    rows = (recipe / "smbr_tune" / "ihm" / "results.md").read_text().splitlines()
+    assert len(rows) == 2 + len(systems) + 1 and rows[-1].startswith("| student_kd (source) |"), rows
+    num = r"\d+\.\d\d"
+    for name, exp, row in zip(systems, exps, rows[2:-1], strict=True):
+        for made in ("student_kd_ali", "student_kd_dengraph"):  # made by the first point alone
+            assert (exp / made).is_symlink() == (exp != first) and (exp / made).resolve() == (first / made).resolve()
+        # the run's --smbr-opts, then the setting's
+        assert "--learn-rate 2e-5 --num-iters=1 " in (exp / name / ".done").read_text()
+        curve = (exp / name / "curve.tsv").read_text().splitlines()
+        assert len(curve) == 2, curve
+        m = WER_LINE.fullmatch((exp / name / "decode_dev" / "scoring_kaldi" / "best_wer").read_text().strip())
+        print(f"{name}: frame accuracy {curve[1].split()[3]}, dev {m[1]}")
+        assert int(m[3]) == ref_words(recipe / "data/ihm/dev/text")
+        assert re.fullmatch(rf"\| {name} \| i1 \(`--num-iters=1`\) \| {m[1]} \| {num} \| {m[10]} \| [\d.e-]+ "
+                            r"\| [\d.e-]+ \| \d\.\d{3} → \d\.\d{3} \|", row), rows
+        changed = [k for k, v in load_model(exp / name / "final.pt").state_dict().items() if not torch.equal(v, kd[k])]
+        assert changed and (name != "student_gate_smbr" or all("gate" in k for k in changed))
+        assert "student_kd_dengraph" in (exp / name / "log" / "train_smbr.log").read_text()
+    assert "--teacher" in (exps[1] / "student_ts_smbr" / ".done").read_text()
+    bad = subprocess.run(["local/tune_smbr.sh", "--systems", "student_kd_smbrt"], cwd=recipe,
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "student_kd_smbrt" in bad.stderr
+    bad = subprocess.run(["local/tune_smbr.sh", "--settings", "lr=--learn-rate"], cwd=recipe,
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "'lr=--learn-rate'" in bad.stderr

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Tune sequence training on dev: for each stage-10 system (--systems) and each named set of
+# steps_py/train_smbr.py options (--settings: the learning rate, the passes, the teacher's weight α
+# of student_ts_smbr, the criterion, frame smoothing ...), stage 10 of run.sh trains and decodes
+# that system in a recipe dir of its own (smbr_tune/<mic>/<system>_<setting>: links to this
+# recipe's data, features, tri model, teacher and student_kd, and to the source nnet's alignments
+# and denominator, made once, by the first point of that source), then one table: dev %WER at each
+# point's best LM weight (what the choice is made on), eval %WER at that dev setting (reported,
+# never used to choose), the p of the MAPSSWE test against the source system on each set, and the
+# expected frame accuracy over the denominator in the first pass and in the last. A setting's
+# options join run.sh's --smbr-opts after its own, which come after the variant's own options, so
+# each overrides those before it. Run it in the recipe dir after stage 8 of the same --mic.
+#
+# Extra arguments after -- go to every run.sh, e.g. -- --size demo --backend py.
+
+set -euo pipefail
+
+mic=ihm
+systems="student_smbr student_ts_smbr"
+settings=default   # NAME=OPT[,OPT...] ...: train_smbr.py options per point (default: none)
+jobs=2             # points trained and decoded side by side, each one job at a time
+
+usage() {
+  cat <<EOF
+Usage: $0 [--mic ihm|sdm1] [--systems "SYSTEM ..."] [--settings "NAME=OPT[,OPT...] ..."] [--jobs N]
+          [-- <run.sh options>]
+ e.g.: $0 --mic ihm --systems "student_smbr teacher_smbr" \\
+          --settings "default lr3e-6=--learn-rate=3e-6" -- --backend py --size demo
+       $0 --mic ihm --systems student_ts_smbr \\
+          --settings "a0.2=--ts-weight=0.2 a0.8=--ts-weight=0.8" -- --backend py --size demo
+SYSTEM: teacher_smbr, student_smbr, student_ts_smbr or student_gate_smbr (run.sh, stage 10).
+A setting NAME (letters, digits, '.', '-') names train_smbr.py options written --option=value,
+joined by commas; the name default stands for none (run.sh's own). Writes
+smbr_tune/<mic>/<SYSTEM>_<NAME>/ (one recipe dir per point) and smbr_tune/<mic>/results.md.
+EOF
+}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --mic|--systems|--settings|--jobs) [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
+      v=${1#--}; printf -v "$v" '%s' "$2"; shift 2 ;;
+    --) shift; break ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "$0: unknown option $1" >&2; usage >&2; exit 1 ;;
+  esac
+done
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "$0: --jobs $jobs: a number, at least 1" >&2; exit 1; }
+
+names=()   # the settings' names, in order, and their train_smbr.py options
+declare -A setting_opts=()
+for s in $settings; do
+  name=${s%%=*}
+  [[ $name =~ ^[A-Za-z0-9.-]+$ ]] && [ -z "${setting_opts[$name]+x}" ] \
+    || { echo "$0: --settings: '$s': a new NAME (letters, digits, '.', '-') expected before '='" >&2; exit 1; }
+  if [ $name = default ]; then
+    [ "$s" = default ] || { echo "$0: --settings: '$s': the name default takes no options" >&2; exit 1; }
+    setting_opts[$name]=
+  else
+    [[ $s =~ ^[^=]+=--[a-z-]+=[^,]+(,--[a-z-]+=[^,]+)*$ ]] \
+      || { echo "$0: --settings: '$s': NAME=--option=value[,--option=value...] expected" >&2; exit 1; }
+    setting_opts[$name]=${s#*=}; setting_opts[$name]=${setting_opts[$name]//,/ }
+  fi
+  names+=("$name")
+done
+
+# source_of SYSTEM: the nnet a stage-10 system starts from
+source_of() {
+  case $1 in
+    teacher_smbr) echo teacher ;;
+    student_smbr|student_ts_smbr|student_gate_smbr) echo student_kd ;;
+    *) echo "$0: --systems: $1: one of teacher_smbr student_smbr student_ts_smbr student_gate_smbr expected" >&2
+       return 1 ;;
+  esac
+}
+for sys in $systems; do source_of $sys >/dev/null; done
+
+recipe=$(pwd -P)
+[ -f "$recipe/run.sh" ] || { echo "$0: run it in the recipe dir (no run.sh in $recipe)" >&2; exit 1; }
+. ./path.sh
+for sys in $systems; do
+  f=exp/$mic/$(source_of $sys)/decode_eval/.done
+  [ -e $f ] || { echo "$0: $f is missing: run run.sh --mic $mic to stage 8 first" >&2; exit 1; }
+done
+
+# source_home SOURCE: the exp dir that holds the source nnet's alignments and denominator complete
+# (either backend's): this recipe's, after its own stage 10, or a point's of that source; none yet:
+# nothing.
+source_home() {
+  local e
+  for e in $recipe/exp/$mic $recipe/smbr_tune/$mic/*/exp/$mic; do
+    if [ -e $e/$1_ali/.done ] && { [ -e $e/$1_dengraph/.done ] || { [ -e $e/$1_denlats/.done ] && [ -e $e/dengraph/.done ]; }; }; then
+      echo $e; return
+    fi
+  done
+}
+
+# point_make DIR SOURCE: unless it exists, a recipe dir whose stage 10 sees this one's earlier
+# stages and the source's alignments and denominator where they are made already (links); its data
+# dir is a copy (the steps split it).
+point_make() {
+  local dir=$1 home f
+  if [ ! -d $dir ]; then
+    mkdir -p $dir.tmp/data $dir.tmp/exp/$mic
+    for f in run.sh path.sh cmd.sh conf local; do ln -s "$(readlink -f $recipe/$f)" $dir.tmp/$f; done
+    for f in fbank mfcc; do [ ! -e $recipe/$f ] || ln -s $recipe/$f $dir.tmp/$f; done
+    for f in lang lang_test local; do ln -s $recipe/data/$f $dir.tmp/data/$f; done
+    cp -r $recipe/data/$mic $dir.tmp/data/
+    find $dir.tmp/data -depth -type d -name 'split[0-9]*' -exec rm -rf {} +
+    for f in $recipe/exp/$mic/*; do
+      case ${f##*/} in tri|tri_ali*|teacher|student_kd|make_feats|make_fbank) ln -s $f $dir.tmp/exp/$mic/ ;; esac
+    done
+    home=$(source_home $2)
+    for f in $2_ali $2_dengraph $2_denlats dengraph; do
+      [ -z "$home" ] || [ ! -e $home/$f ] || ln -s "$(readlink -f $home/$f)" $dir.tmp/exp/$mic/$f
+    done
+    [ $mic = ihm ] || ln -s $recipe/exp/ihm $dir.tmp/exp/ihm
+    mv $dir.tmp $dir
+  fi
+}
+
+# point SYSTEM SETTING: stage 10 of SYSTEM with the setting's options (log: <point dir>/tune.log).
+point() {
+  local dir=smbr_tune/$mic/$1_$2 what="$1, setting $2" opts=()
+  [ $2 = default ] || what+=" (${setting_opts[$2]})"
+  point_make $dir $(source_of $1)
+  [ $2 = default ] || opts=(--smbr-opts "$user_smbr_opts ${setting_opts[$2]}")
+  echo "$0: $what: $dir (log: $dir/tune.log)"
+  (cd $dir && ./run.sh --mic $mic --stage 10 --stop-stage 10 --nj 1 ${run_opts[@]+"${run_opts[@]}"} \
+      --smbr-systems $1 ${opts[@]+"${opts[@]}"} > tune.log 2>&1) \
+    || { echo "$0: $what failed: $(tail -1 $dir/tune.log) (log: $dir/tune.log)" >&2; return 1; }
+}
+
+run_opts=("$@")
+user_smbr_opts=   # run.sh --smbr-opts among them: the settings' options join them (they come last)
+for ((i = 0; i < ${#run_opts[@]}; i++)); do
+  case ${run_opts[i]} in
+    --smbr-opts) user_smbr_opts=${run_opts[i + 1]:-} ;;
+    --smbr-opts=*) user_smbr_opts=${run_opts[i]#--smbr-opts=} ;;
+  esac
+done
+grid=()   # the points, "SYSTEM SETTING" each, in the order trained and tabled
+for sys in $systems; do for s in "${names[@]}"; do grid+=("$sys $s"); done; done
+
+# The first point of each source makes its alignments and denominator; the source's other points
+# wait for them (and link them); $jobs points run at a time.
+pids=()
+declare -A first=()   # source -> the pid of its first point
+failed=0
+for p in "${grid[@]}"; do
+  src=$(source_of ${p%% *})
+  while :; do
+    if [ -n "$(source_home $src)" ] || [ -z "${first[$src]:-}" ]; then
+      [ $(jobs -rp | wc -l) -lt $jobs ] && break
+    elif ! kill -0 ${first[$src]} 2>/dev/null; then
+      wait ${first[$src]} || true   # it ended without making them: failed (its message said why)
+      failed=1; break 2
+    fi
+    sleep 2
+  done
+  point $p & pids+=($!)
+  [ -n "${first[$src]:-}" ] || first[$src]=$!
+done
+for q in ${pids[@]+"${pids[@]}"}; do wait $q || failed=1; done
+[ $failed = 0 ] || exit 1
+
+# p_of SET DIR SOURCE: MAPSSWE p of the point's decode of SET against the source system's
+p_of() {
+  python $HDNN_ROOT/steps_py/compare_wer.py exp/$mic/$3/decode_$1 $2/decode_$1 | sed -n 's/.*MAPSSWE p=\([^ ]*\).*/\1/p'
+}
+wer() { awk '{print $2}' $1; }
+out=smbr_tune/$mic/results.md
+{
+  echo "| system | setting | dev %WER (best) | eval %WER (at dev's setting) | LM weight | p dev | p eval | frame accuracy, pass 1 → last |"
+  echo "|---|---|---:|---:|---:|---:|---:|---|"
+  for p in "${grid[@]}"; do
+    read -r sys s <<< "$p"
+    src=$(source_of $sys) d=smbr_tune/$mic/${sys}_$s/exp/$mic/$sys
+    lmwt=$(sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $d/decode_dev/scoring_kaldi/best_wer)
+    acc=$(awk -F'\t' 'NR == 2 {a = $4} NR > 1 {b = $4} END {printf "%.3f → %.3f", a, b}' $d/curve.tsv)
+    setting=$s; [ $s = default ] || setting="$s (\`${setting_opts[$s]}\`)"
+    echo "| $sys | $setting | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $lmwt | $(p_of dev $d $src) | $(p_of eval $d $src) | $acc |"
+  done
+  for src in $(for sys in $systems; do source_of $sys; done | sort -u); do
+    d=exp/$mic/$src
+    echo "| $src (source) | | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $(sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $d/decode_dev/scoring_kaldi/best_wer) | | | |"
+  done
+} > $out.tmp
+mv $out.tmp $out
+cat $out
