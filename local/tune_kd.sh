@@ -51,22 +51,8 @@ while [ $# -gt 0 ]; do
 done
 
 rates=${learn_rates:-default}   # default: train.py's learning rate
-names=()                        # the schedules' names, in order, and their train.py options
-declare -A schedule_opts=()
-for s in ${schedules:-default}; do
-  name=${s%%=*}
-  [[ $name =~ ^[A-Za-z0-9.-]+$ ]] && [ -z "${schedule_opts[$name]+x}" ] \
-    || { echo "$0: --schedules: '$s': a new NAME (letters, digits, '.', '-') expected before '='" >&2; exit 1; }
-  if [ $name = default ]; then
-    [ "$s" = default ] || { echo "$0: --schedules: '$s': the name default takes no options" >&2; exit 1; }
-    schedule_opts[$name]=
-  else
-    [[ $s =~ ^[^=]+=--[a-z-]+=[^,]+(,--[a-z-]+=[^,]+)*$ ]] \
-      || { echo "$0: --schedules: '$s': NAME=--option=value[,--option=value...] expected" >&2; exit 1; }
-    schedule_opts[$name]=${s#*=}; schedule_opts[$name]=${schedule_opts[$name]//,/ }
-  fi
-  names+=("$name")
-done
+. "$(dirname "$0")/tune_points.sh"
+named_opts --schedules "${schedules:-default}"   # the schedules: point_names, point_opts
 
 for u in $untranscribed; do
   [[ $u =~ ^[0-9]+$ ]] || { echo "$0: --untranscribed: '$u': a whole number expected (0: student_kd)" >&2; exit 1; }
@@ -86,25 +72,6 @@ point_dir() { echo kd_tune/$mic/l$1_t$2$([ $3 = default ] || echo _lr$3)$([ $4 =
 # student U: the student a point trains
 student() { if [ $1 = 0 ]; then echo student_kd; else echo student_kd_u$1x; fi; }
 
-# point_make DIR: unless it exists, a recipe dir whose stages 7-8 see this one's earlier stages;
-# its data dir is a copy (the steps split it), the rest links.
-point_make() {
-  local dir=$1 f
-  if [ ! -d $dir ]; then
-    mkdir -p $dir.tmp/data $dir.tmp/exp/$mic
-    for f in run.sh path.sh cmd.sh conf local; do ln -s "$(readlink -f $recipe/$f)" $dir.tmp/$f; done
-    for f in fbank mfcc; do [ ! -e $recipe/$f ] || ln -s $recipe/$f $dir.tmp/$f; done
-    for f in lang lang_test local; do ln -s $recipe/data/$f $dir.tmp/data/$f; done
-    cp -r $recipe/data/$mic $dir.tmp/data/
-    find $dir.tmp/data -depth -type d -name 'split[0-9]*' -exec rm -rf {} +
-    for f in $recipe/exp/$mic/*; do
-      case ${f##*/} in tri|tri_ali*|teacher|make_feats|make_fbank) ln -s $f $dir.tmp/exp/$mic/ ;; esac
-    done
-    [ $mic = ihm ] || ln -s $recipe/exp/ihm $dir.tmp/exp/ihm
-    mv $dir.tmp $dir
-  fi
-}
-
 # with_train_opts EXTRA OPTS...: the run.sh options OPTS with the train.py options EXTRA appended
 # to their --train-opts (added if there are none; train.py takes the last of an option it is given).
 with_train_opts() {
@@ -123,9 +90,9 @@ with_train_opts() {
 # rate R, schedule S (log: <point dir>/tune.log).
 point() {
   local dir what="λ $1, τ $2" opts=("${run_opts[@]}") extra=; dir=$(point_dir $1 $2 $3 $4 $5)
-  point_make $dir
+  point_make $dir tri 'tri_ali*' teacher make_feats make_fbank
   [ $3 = default ] || { what+=", learning rate $3"; extra="--learn-rate $3"; }
-  [ $4 = default ] || { what+=", schedule $4 (${schedule_opts[$4]})"; extra+=" ${schedule_opts[$4]}"; }
+  [ $4 = default ] || { what+=", schedule $4 (${point_opts[$4]})"; extra+=" ${point_opts[$4]}"; }
   [ $5 = 0 ] || what+=", ${5}x untranscribed"
   [ -z "$extra" ] || mapfile -d '' opts < <(with_train_opts "${extra# }" "${run_opts[@]}")
   echo "$0: $what: $dir (log: $dir/tune.log)"
@@ -138,7 +105,7 @@ point() {
 run_opts=("$@")
 grid=()   # the points, "L T R S U" each, in the order trained and tabled
 for u in $untranscribed; do
-  for s in "${names[@]}"; do
+  for s in "${point_names[@]}"; do
     for r in $rates; do
       for t in $temperatures; do
         for l in $lambdas; do grid+=("$l $t $r $s $u"); done
@@ -168,7 +135,7 @@ out=kd_tune/$mic/results.md
 cv = [100 * e['cv']['accuracy'] for e in h if 'cv' in e]
 print('%d | %.2f %%' % (len([e for e in h if 'train' in e]), max(cv)))" $d/checkpoint.pt)
     lmwt=$(sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $d/decode_dev/scoring_kaldi/best_wer)
-    sched=$s; [ $s = default ] || sched="$s (\`${schedule_opts[$s]}\`)"
+    sched=$s; [ $s = default ] || sched="$s (\`${point_opts[$s]}\`)"
     echo "| $l | $t | $r | $sched | ${u}x | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $lmwt | $curve |"
   done
 } > $out.tmp

@@ -45,22 +45,8 @@ while [ $# -gt 0 ]; do
 done
 [[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "$0: --jobs $jobs: a number, at least 1" >&2; exit 1; }
 
-names=()   # the settings' names, in order, and their train_smbr.py options
-declare -A setting_opts=()
-for s in $settings; do
-  name=${s%%=*}
-  [[ $name =~ ^[A-Za-z0-9.-]+$ ]] && [ -z "${setting_opts[$name]+x}" ] \
-    || { echo "$0: --settings: '$s': a new NAME (letters, digits, '.', '-') expected before '='" >&2; exit 1; }
-  if [ $name = default ]; then
-    [ "$s" = default ] || { echo "$0: --settings: '$s': the name default takes no options" >&2; exit 1; }
-    setting_opts[$name]=
-  else
-    [[ $s =~ ^[^=]+=--[a-z-]+=[^,]+(,--[a-z-]+=[^,]+)*$ ]] \
-      || { echo "$0: --settings: '$s': NAME=--option=value[,--option=value...] expected" >&2; exit 1; }
-    setting_opts[$name]=${s#*=}; setting_opts[$name]=${setting_opts[$name]//,/ }
-  fi
-  names+=("$name")
-done
+. "$(dirname "$0")/tune_points.sh"
+named_opts --settings "$settings"   # the settings: point_names, point_opts
 
 # source_of SYSTEM: the nnet a stage-10 system starts from
 source_of() {
@@ -93,36 +79,16 @@ source_home() {
   done
 }
 
-# point_make DIR SOURCE: unless it exists, a recipe dir whose stage 10 sees this one's earlier
-# stages and the source's alignments and denominator where they are made already (links); its data
-# dir is a copy (the steps split it).
-point_make() {
-  local dir=$1 home f
-  if [ ! -d $dir ]; then
-    mkdir -p $dir.tmp/data $dir.tmp/exp/$mic
-    for f in run.sh path.sh cmd.sh conf local; do ln -s "$(readlink -f $recipe/$f)" $dir.tmp/$f; done
-    for f in fbank mfcc; do [ ! -e $recipe/$f ] || ln -s $recipe/$f $dir.tmp/$f; done
-    for f in lang lang_test local; do ln -s $recipe/data/$f $dir.tmp/data/$f; done
-    cp -r $recipe/data/$mic $dir.tmp/data/
-    find $dir.tmp/data -depth -type d -name 'split[0-9]*' -exec rm -rf {} +
-    for f in $recipe/exp/$mic/*; do
-      case ${f##*/} in tri|tri_ali*|teacher|student_kd|make_feats|make_fbank) ln -s $f $dir.tmp/exp/$mic/ ;; esac
-    done
-    home=$(source_home $2)
-    for f in $2_ali $2_dengraph $2_denlats dengraph; do
-      [ -z "$home" ] || [ ! -e $home/$f ] || ln -s "$(readlink -f $home/$f)" $dir.tmp/exp/$mic/$f
-    done
-    [ $mic = ihm ] || ln -s $recipe/exp/ihm $dir.tmp/exp/ihm
-    mv $dir.tmp $dir
-  fi
-}
-
 # point SYSTEM SETTING: stage 10 of SYSTEM with the setting's options (log: <point dir>/tune.log).
 point() {
-  local dir=smbr_tune/$mic/$1_$2 what="$1, setting $2" opts=()
-  [ $2 = default ] || what+=" (${setting_opts[$2]})"
-  point_make $dir $(source_of $1)
-  [ $2 = default ] || opts=(--smbr-opts "$user_smbr_opts ${setting_opts[$2]}")
+  local dir=smbr_tune/$mic/$1_$2 what="$1, setting $2" opts=() src home f links=()
+  [ $2 = default ] || what+=" (${point_opts[$2]})"
+  src=$(source_of $1) home=$(source_home $src)
+  for f in ${src}_ali ${src}_dengraph ${src}_denlats dengraph; do   # as far as made already
+    [ -z "$home" ] || [ ! -e $home/$f ] || links+=("$(readlink -f $home/$f)")
+  done
+  point_make $dir tri 'tri_ali*' teacher student_kd make_feats make_fbank ${links[@]+"${links[@]}"}
+  [ $2 = default ] || opts=(--smbr-opts "$user_smbr_opts ${point_opts[$2]}")
   echo "$0: $what: $dir (log: $dir/tune.log)"
   (cd $dir && ./run.sh --mic $mic --stage 10 --stop-stage 10 --nj 1 ${run_opts[@]+"${run_opts[@]}"} \
       --smbr-systems $1 ${opts[@]+"${opts[@]}"} > tune.log 2>&1) \
@@ -138,7 +104,7 @@ for ((i = 0; i < ${#run_opts[@]}; i++)); do
   esac
 done
 grid=()   # the points, "SYSTEM SETTING" each, in the order trained and tabled
-for sys in $systems; do for s in "${names[@]}"; do grid+=("$sys $s"); done; done
+for sys in $systems; do for s in "${point_names[@]}"; do grid+=("$sys $s"); done; done
 
 # The first point of each source makes its alignments and denominator; the source's other points
 # wait for them (and link them); $jobs points run at a time.
@@ -176,7 +142,7 @@ out=smbr_tune/$mic/results.md
     src=$(source_of $sys) d=smbr_tune/$mic/${sys}_$s/exp/$mic/$sys
     lmwt=$(sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $d/decode_dev/scoring_kaldi/best_wer)
     acc=$(awk -F'\t' 'NR == 2 {a = $4} NR > 1 {b = $4} END {printf "%.3f → %.3f", a, b}' $d/curve.tsv)
-    setting=$s; [ $s = default ] || setting="$s (\`${setting_opts[$s]}\`)"
+    setting=$s; [ $s = default ] || setting="$s (\`${point_opts[$s]}\`)"
     echo "| $sys | $setting | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $lmwt | $(p_of dev $d $src) | $(p_of eval $d $src) | $acc |"
   done
   for src in $(for sys in $systems; do source_of $sys; done | sort -u); do
