@@ -122,8 +122,6 @@ failed=0
 for p in "${pids[@]}"; do wait $p || failed=1; done
 [ $failed = 0 ] || exit 1
 
-# wer FILE: the %WER of a best_wer file
-wer() { awk '{print $2}' $1; }
 out=kd_tune/$mic/results.md
 {
   echo "| λ | τ | learning rate | schedule | untranscribed | dev %WER (best) | eval %WER (at dev's setting) | LM weight | epochs | best CV frame accuracy |"
@@ -134,9 +132,8 @@ out=kd_tune/$mic/results.md
     curve=$(python -c "import torch, sys; h = torch.load(sys.argv[1], weights_only=False)['history']
 cv = [100 * e['cv']['accuracy'] for e in h if 'cv' in e]
 print('%d | %.2f %%' % (len([e for e in h if 'train' in e]), max(cv)))" $d/checkpoint.pt)
-    lmwt=$(sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $d/decode_dev/scoring_kaldi/best_wer)
     sched=$s; [ $s = default ] || sched="$s (\`${point_opts[$s]}\`)"
-    echo "| $l | $t | $r | $sched | ${u}x | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $lmwt | $curve |"
+    echo "| $l | $t | $r | $sched | ${u}x | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $(lmwt $d/decode_dev/scoring_kaldi/best_wer) | $curve |"
   done
 } > $out.tmp
 mv $out.tmp $out

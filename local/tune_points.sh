@@ -1,5 +1,6 @@
 # What local/tune_kd.sh and local/tune_smbr.sh share (sourced): the named sets of options of their
-# grids and the recipe dir of each grid point. They set $recipe (the recipe dir) and $mic first.
+# grids, the recipe dir of each grid point and what their tables read of a decode dir. They set
+# $recipe (the recipe dir) and $mic first.
 
 # named_opts OPTION VALUE: VALUE, "NAME=--option=value[,--option=value...] ...", into point_names
 # (the names, in order) and point_opts[NAME] (its options, space-separated); the name default
@@ -44,3 +45,7 @@ point_make() {
   [ $mic = ihm ] || ln -s $recipe/exp/ihm $dir.tmp/exp/ihm
   mv $dir.tmp $dir
 }
+
+# wer BEST-WER: the %WER of a best_wer file; lmwt BEST-WER: the LM weight it was scored at
+wer() { awk '{print $2}' $1; }
+lmwt() { sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $1; }

@@ -132,7 +132,6 @@ for q in ${pids[@]+"${pids[@]}"}; do wait $q || failed=1; done
 p_of() {
   python $HDNN_ROOT/steps_py/compare_wer.py exp/$mic/$3/decode_$1 $2/decode_$1 | sed -n 's/.*MAPSSWE p=\([^ ]*\).*/\1/p'
 }
-wer() { awk '{print $2}' $1; }
 out=smbr_tune/$mic/results.md
 {
   echo "| system | setting | dev %WER (best) | eval %WER (at dev's setting) | LM weight | p dev | p eval | frame accuracy, pass 1 → last |"
@@ -140,14 +139,13 @@ out=smbr_tune/$mic/results.md
   for p in "${grid[@]}"; do
     read -r sys s <<< "$p"
     src=$(source_of $sys) d=smbr_tune/$mic/${sys}_$s/exp/$mic/$sys
-    lmwt=$(sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $d/decode_dev/scoring_kaldi/best_wer)
     acc=$(awk -F'\t' 'NR == 2 {a = $4} NR > 1 {b = $4} END {printf "%.3f → %.3f", a, b}' $d/curve.tsv)
     setting=$s; [ $s = default ] || setting="$s (\`${point_opts[$s]}\`)"
-    echo "| $sys | $setting | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $lmwt | $(p_of dev $d $src) | $(p_of eval $d $src) | $acc |"
+    echo "| $sys | $setting | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $(lmwt $d/decode_dev/scoring_kaldi/best_wer) | $(p_of dev $d $src) | $(p_of eval $d $src) | $acc |"
   done
   for src in $(for sys in $systems; do source_of $sys; done | sort -u); do
     d=exp/$mic/$src
-    echo "| $src (source) | | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $(sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $d/decode_dev/scoring_kaldi/best_wer) | | | |"
+    echo "| $src (source) | | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $(lmwt $d/decode_dev/scoring_kaldi/best_wer) | | | |"
   done
 } > $out.tmp
 mv $out.tmp $out
