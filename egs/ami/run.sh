@@ -102,6 +102,9 @@ adapt_curve_updates="gates lhuc all"
 # distilled from teacher_smbr).
 smbr_systems="teacher_smbr student_smbr student_ts_smbr student_gate_smbr student_kd_smbrt"
 smbr_opts=""                          # every train_smbr.py run (after the variant's own options)
+# train_smbr.py on the lattice-free denominator (--backend py), before the variant's options: its
+# acoustic scale, chosen on dev (egs/ami/README.md, "Tuning sequence training on dev").
+smbr_free_opts="--acoustic-scale 0.3"
 smbr_ts_opts="--ts-weight 0.5 --temperature 1"
 denlat_opts="--beam=13.0 --lattice-beam=7.0 --max-active=5000"   # make_denlats.sh's
 made_by=           # the command recorded in RESULTS.md (default: this run.sh command line)
@@ -127,7 +130,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature kd_train_opts kd_online kd_topk untranscribed_factors untranscribed_train_opts train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_setting_from adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts gmm_search_opts nnet_search_opts dev_tune_part decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature kd_train_opts kd_online kd_topk untranscribed_factors untranscribed_train_opts train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_setting_from adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_free_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts gmm_search_opts nnet_search_opts dev_tune_part decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -530,10 +533,10 @@ untranscribed_post() {
   cat $kd_post/post.scp >> $dir/post.scp
 }
 
-# kd_opts POST-DIR: train.py's distillation options: the soft targets stored in POST-DIR, or the
-# teacher on the fly (--kd-online true).
+# kd_opts POST-DIR [TEACHER]: train.py's distillation options: the soft targets stored in POST-DIR,
+# or the teacher (default: exp/<mic>/teacher) on the fly (--kd-online true).
 kd_opts() {
-  if [ $kd_online = true ]; then echo "--teacher $exp/teacher/final.pt"; else echo "--teacher-post scp:$1/post.scp"; fi
+  if [ $kd_online = true ]; then echo "--teacher ${2:-$exp/teacher}/final.pt"; else echo "--teacher-post scp:$1/post.scp"; fi
   echo "--kd-lambda $kd_lambda --kd-temperature $kd_temperature"
 }
 
@@ -805,45 +808,70 @@ make_denlats() {
       $nnet_ali/final.mdl $exp/dengraph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
 }
 
-# smbr SYSTEM: train a stage-10 system from its source nnet's alignments and lattices.
-smbr() {
-  local src=student_kd opts=
+# smbr_source SYSTEM: the nnet a stage-10 system starts from (student_kd_smbrt: none, it is
+# distilled from teacher_smbr).
+smbr_source() {
   case $1 in
-    teacher_smbr) src=teacher ;;
-    student_smbr) ;;
-    student_ts_smbr) opts="--teacher $exp/teacher/final.pt $smbr_ts_opts" ;;
-    student_gate_smbr) opts="--update gates" ;;
-    student_kd_smbrt)
-      need $exp/teacher_smbr/.done 10
-      sched_opts=$kd_train_opts train_nnet $exp/student_kd_smbrt --model-preset $student --teacher $exp/teacher_smbr/final.pt \
-        --kd-lambda $kd_lambda --kd-temperature $kd_temperature
-      return ;;
+    teacher_smbr) echo teacher ;;
+    student_smbr|student_ts_smbr|student_gate_smbr) echo student_kd ;;
+    student_kd_smbrt) ;;
     *) echo "$0: unknown sMBR system $1 (teacher_smbr|student_smbr|student_ts_smbr|student_gate_smbr|student_kd_smbrt)" >&2
-       exit 1 ;;
+       return 1 ;;
   esac
+}
+
+# smbr_den SOURCE: the source nnet's alignments of the training set and its denominator: lattices
+# (SOURCE_denlats), or --backend py the lattice-free graph of those alignments (SOURCE_dengraph).
+smbr_den() {
+  local src=$1
   deps="$exp/$src/final.pt $nnet_ali/final.mdl data/lang" step $exp/${src}_ali align_nnet $src $data/train_fbank $exp/${src}_ali
-  local den=$exp/${src}_denlats
   if [ $backend = kaldi ]; then
     deps="$exp/$src/final.pt $exp/dengraph $nnet_ali/final.mdl $data/train_fbank" settings="$denlat_opts" \
-      step $den make_denlats $src $den
+      step $exp/${src}_denlats make_denlats $src $exp/${src}_denlats
   else
-    den=$exp/${src}_dengraph
-    deps=$exp/${src}_ali step $den py make_den_graph $exp/${src}_ali $den
+    deps=$exp/${src}_ali step $exp/${src}_dengraph py make_den_graph $exp/${src}_ali $exp/${src}_dengraph
   fi
-  opts="$opts $smbr_opts"   # last: train_smbr.py takes the last of an option, so they override the variant's
+}
+
+# smbr SYSTEM: train a stage-10 system (from its source's alignments and denominator, made by
+# smbr_den first) and decode it.
+smbr() {
+  local src opts= den
+  src=$(smbr_source $1)
+  case $1 in
+    student_ts_smbr) opts="--teacher $exp/teacher/final.pt $smbr_ts_opts" ;;
+    student_gate_smbr) opts="--update gates" ;;
+    student_kd_smbrt)  # as student_kd (stage 7), from teacher_smbr's soft targets
+      need $exp/teacher_smbr/.done 10
+      [ $kd_online = true ] || settings="$kd_topk $kd_temperature" \
+        step $exp/teacher_smbr_post teacher_post $exp/teacher_smbr $data/train_fbank $exp/teacher_smbr_post
+      sched_opts=$kd_train_opts deps=$exp/teacher_smbr_post train_nnet $exp/student_kd_smbrt --model-preset $student \
+        $(kd_opts $exp/teacher_smbr_post $exp/teacher_smbr)
+      decode_system $1
+      return ;;
+  esac
+  if [ $backend = kaldi ]; then den=$exp/${src}_denlats; else den=$exp/${src}_dengraph opts="$smbr_free_opts $opts"; fi
+  opts="$opts $smbr_opts"   # last: train_smbr.py takes the last of an option, so they override the others
   step $exp/$1 py train_smbr $opts $data/train_fbank data/lang $exp/$src $exp/${src}_ali $den $exp/$1
+  decode_system $1
 }
 
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   log "Stage 10: sequence training (sMBR): $smbr_systems"
   need $exp/student_kd/.done 7
   need $exp/teacher/.done 5
+  for sys in $smbr_systems; do smbr_source $sys >/dev/null || exit 1; done
+  sources=$(for sys in $smbr_systems; do smbr_source $sys; done | sort -u)
   [ $backend = py ] || deps="data/lang $data/train/text $nnet_ali" step $exp/dengraph den_graph $exp/dengraph
   tune_data
-  for sys in $smbr_systems; do
-    smbr $sys
-    decode_system $sys
-  done
+  split_for_jobs $data/train_fbank $data/dev_fbank $data/eval_fbank $(tune_fbanks)
+  # each source's alignments and denominator, then the systems, $nnet_jobs at a time (those of
+  # one source share its denominator); the student distilled from teacher_smbr last
+  for src in $sources; do bg smbr_den $src; done
+  bg_wait
+  for sys in $smbr_systems; do [ $sys = student_kd_smbrt ] || bg smbr $sys; done
+  bg_wait
+  [[ " $smbr_systems " != *" student_kd_smbrt "* ]] || smbr student_kd_smbrt
 fi
 
 if [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then

@@ -259,3 +259,4 @@ def test_stage_10_sequence_trains_on_kaldis_denominator_lattices(kaldi, py_run, 
         changed = [k for k, v in load_model(exp / name / "final.pt").state_dict().items() if not torch.equal(v, kd[k])]
         assert changed and (name != "student_gate_smbr" or all("gate" in k for k in changed))
     assert "--teacher" in (exp / "student_ts_smbr" / ".done").read_text()
+    assert "--acoustic-scale" not in (exp / "student_smbr" / ".done").read_text()  # nnet1's on lattices

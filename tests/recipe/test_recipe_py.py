@@ -459,8 +459,8 @@ def test_stage_10_sequence_trains_each_system_per_setting_of_tune_smbr(py_run, p
     for name, exp, row in zip(systems, exps, rows[2:-1], strict=True):
         for made in ("student_kd_ali", "student_kd_dengraph"):  # made by the first point alone
             assert (exp / made).is_symlink() == (exp != first) and (exp / made).resolve() == (first / made).resolve()
-        # the run's --smbr-opts, then the setting's
-        assert "--learn-rate 2e-5 --num-iters=1 " in (exp / name / ".done").read_text()
+        # the lattice-free denominator's acoustic scale first, then the run's --smbr-opts, then the setting's
+        assert re.search(r" --acoustic-scale 0\.3 .*--learn-rate 2e-5 --num-iters=1 ", (exp / name / ".done").read_text())
         curve = (exp / name / "curve.tsv").read_text().splitlines()
         assert len(curve) == 2, curve
         m = WER_LINE.fullmatch((exp / name / "decode_dev" / "scoring_kaldi" / "best_wer").read_text().strip())
