@@ -858,9 +858,15 @@ smbr() {
 
 if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   log "Stage 10: sequence training (sMBR): $smbr_systems"
-  need $exp/student_kd/.done 7
-  need $exp/teacher/.done 5
   for sys in $smbr_systems; do smbr_source $sys >/dev/null || exit 1; done
+  for sys in $smbr_systems; do   # what each system starts from, before any work
+    case $sys in
+      teacher_smbr) need $exp/teacher/.done 5 ;;
+      student_ts_smbr) need $exp/student_kd/.done 7; need $exp/teacher/.done 5 ;;
+      student_kd_smbrt) [[ " $smbr_systems " == *" teacher_smbr "* ]] || need $exp/teacher_smbr/.done 10 ;;
+      *) need $exp/student_kd/.done 7 ;;
+    esac
+  done
   sources=$(for sys in $smbr_systems; do smbr_source $sys; done | sort -u)
   [ $backend = py ] || deps="data/lang $data/train/text $nnet_ali" step $exp/dengraph den_graph $exp/dengraph
   tune_data

@@ -478,3 +478,10 @@ def test_stage_10_sequence_trains_each_system_per_setting_of_tune_smbr(py_run, p
     bad = subprocess.run(["local/tune_smbr.sh", "--settings", "lr=--learn-rate"], cwd=recipe,
                          capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "'lr=--learn-rate'" in bad.stderr
+    bad = subprocess.run(["./run.sh", *py_args, "--stage", "10", "--stop-stage", "10", "--smbr-systems",
+                          "student_smbr studnet_smbr"], cwd=recipe, capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "unknown sMBR system studnet_smbr" in bad.stderr
+    assert not (recipe / "exp" / "ihm" / "student_smbr").exists()  # refused before any system was trained
+    bad = subprocess.run(["./run.sh", *py_args, "--stage", "10", "--stop-stage", "10", "--smbr-systems",
+                          "student_kd_smbrt"], cwd=recipe, capture_output=True, text=True)  # without teacher_smbr
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "exp/ihm/teacher_smbr/.done is missing" in bad.stderr
