@@ -7,9 +7,9 @@
 # and denominator, made once, by the first point of that source), then one table: dev %WER at each
 # point's best LM weight (what the choice is made on), eval %WER at that dev setting (reported,
 # never used to choose), the p of the MAPSSWE test against the source system on each set, and the
-# expected frame accuracy over the denominator in the first pass and in the last. A setting's
-# options join run.sh's --smbr-opts after its own, which come after the variant's own options, so
-# each overrides those before it. Run it in the recipe dir after stage 8 of the same --mic.
+# expected frame accuracy over the denominator (MMI: the loss) in the first pass and in the last.
+# A setting's options join run.sh's --smbr-opts after its own, which come after the variant's own
+# options, so each overrides those before it. Run it in the recipe dir after stage 8 of the same --mic.
 #
 # Extra arguments after -- go to every run.sh, e.g. -- --size demo --backend py.
 
@@ -134,12 +134,13 @@ p_of() {
 }
 out=smbr_tune/$mic/results.md
 {
-  echo "| system | setting | dev %WER (best) | eval %WER (at dev's setting) | LM weight | p dev | p eval | frame accuracy, pass 1 → last |"
+  echo "| system | setting | dev %WER (best) | eval %WER (at dev's setting) | LM weight | p dev | p eval | frame accuracy (MMI: loss per frame), pass 1 → last |"
   echo "|---|---|---:|---:|---:|---:|---:|---|"
   for p in "${grid[@]}"; do
     read -r sys s <<< "$p"
     src=$(source_of $sys) d=smbr_tune/$mic/${sys}_$s/exp/$mic/$sys
-    acc=$(awk -F'\t' 'NR == 2 {a = $4} NR > 1 {b = $4} END {printf "%.3f → %.3f", a, b}' $d/curve.tsv)
+    acc=$(awk -F'\t' 'NR == 2 {a = $4; c = $5} NR > 1 {b = $4; e = $5}
+      END {if (a == "nan") printf "MMI loss %.4f → %.4f", c, e; else printf "%.3f → %.3f", a, b}' $d/curve.tsv)
     setting=$s; [ $s = default ] || setting="$s (\`${point_opts[$s]}\`)"
     echo "| $sys | $setting | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $(lmwt $d/decode_dev/scoring_kaldi/best_wer) | $(p_of dev $d $src) | $(p_of eval $d $src) | $acc |"
   done
