@@ -545,7 +545,7 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   need $exp/teacher/.done 5
   set_factors
   # the students made: all, or those --nnet-systems names (then the soft targets only they need)
-  factors=$(for f in $factors; do wanted student_kd_u${f}x && echo $f; done)
+  factors=$(for f in $factors; do if wanted student_kd_u${f}x; then echo $f; fi; done)
   own=student_kd; [ $kd_post = $exp/teacher_post ] || own=student_kd_sdmt   # of the mic's own teacher
   for f in $factors; do
     need $exp/make_feats/untranscribed/.done 1

@@ -235,6 +235,14 @@ def test_interrupted_decoding_resumes_the_unfinished_job(py_run, py_args):
     assert (dec / "scoring_kaldi" / "best_wer").read_text() == best
 
 
+def test_stage_7_for_the_named_student_alone(py_run, py_args):
+    """--nnet-systems student_kd at stage 7 leaves the untranscribed students out and exits 0."""
+    assert list((py_run.dir / "exp" / "ihm").glob("student_kd_u*x"))  # the run has some to leave out
+    rerun = run_recipe(py_run.dir, *py_args, "--stage", 7, "--stop-stage", 7, "--nnet-systems", "student_kd")
+    assert rerun.returncode == 0, rerun.tail()
+    assert "exp/ihm/student_kd is complete, skipping" in rerun.output, rerun.tail()
+
+
 def test_missing_input_names_the_stage_to_run_first(tmp_path):
     recipe = make_recipe_dir(tmp_path / "empty")
     for stage, first in [(1, 0), (3, 1), (4, 3), (5, 4), (8, 4)]:
