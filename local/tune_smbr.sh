@@ -48,14 +48,13 @@ done
 . "$(dirname "$0")/tune_points.sh"
 named_opts --settings "$settings"   # the settings: point_names, point_opts
 
-# source_of SYSTEM: the nnet a stage-10 system starts from
+. "$(dirname "$0")/smbr_systems.sh"
+# source_of SYSTEM: the nnet a stage-10 system starts from (student_kd_smbrt, distilled rather than
+# trained with sMBR, is not tuned here)
 source_of() {
-  case $1 in
-    teacher_smbr) echo teacher ;;
-    student_smbr|student_ts_smbr|student_gate_smbr) echo student_kd ;;
-    *) echo "$0: --systems: $1: one of teacher_smbr student_smbr student_ts_smbr student_gate_smbr expected" >&2
-       return 1 ;;
-  esac
+  [ $1 != student_kd_smbrt ] && smbr_source $1 2>/dev/null || {
+    echo "$0: --systems: $1: one of teacher_smbr student_smbr student_ts_smbr student_gate_smbr expected" >&2
+    return 1; }
 }
 for sys in $systems; do source_of $sys >/dev/null; done
 

@@ -135,6 +135,7 @@ usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
 . "$HDNN_ROOT/steps_py/parse_options.sh"
+. local/smbr_systems.sh
 . ./cmd.sh
 
 if [ $corpus = ami ]; then : ${num_leaves:=5000} ${tot_gauss:=80000}; else : ${num_leaves:=2000} ${tot_gauss:=4000}; fi
@@ -444,8 +445,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 
 # train_nnet DIR ARGS: one steps_py/train.py run on the fbank features and tri alignments;
-# sched_opts=OPTS (a KD student's schedule: $kd_train_opts, then for student_kd_u<N>x
-# $untranscribed_train_opts) come first, then --train-opts, then ARGS.
+# sched_opts=OPTS (a KD student's schedule, kd_student's) come first, then --train-opts, then ARGS.
 train_nnet() {
   local dir=$1 sched=${sched_opts:-}; shift
   need $nnet_ali/.done $([ $nnet_ali = $exp/tri_ali ] && echo 4 || echo 5)
@@ -540,6 +540,21 @@ kd_opts() {
   echo "--kd-lambda $kd_lambda --kd-temperature $kd_temperature"
 }
 
+# soft_targets NNET-DIR DATA DIR: the step that stores NNET-DIR's soft targets of DATA in DIR.
+soft_targets() {
+  settings="$kd_topk $kd_temperature" step $3 teacher_post "$@"
+}
+
+# kd_student DIR POST-DIR [TEACHER [TRAIN-OPTS...]]: train the student DIR by distillation from the
+# soft targets in POST-DIR (--kd-online true: from TEACHER, default exp/<mic>/teacher, on the fly),
+# on stage 7's schedule ($kd_train_opts, then $sched_opts); TRAIN-OPTS: train.py's further options.
+kd_student() {
+  local dir=$1 post=$2 teacher=${3:-$exp/teacher}
+  shift $(( $# < 3 ? $# : 3 ))
+  sched_opts="$kd_train_opts ${sched_opts:-}" deps=$post train_nnet $dir --model-preset $student \
+    $(kd_opts $post $teacher) "$@"
+}
+
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log "Stage 7: student HDNN ($student), knowledge distillation from the teacher"
   need $exp/teacher/.done 5
@@ -553,13 +568,12 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   done
   if [ $kd_post != $exp/teacher_post ] && { wanted student_kd || [ -n "$factors" ]; }; then
     need exp/ihm/teacher/.done "5 --mic ihm"
-    settings="$kd_topk $kd_temperature" step $exp/ihm_teacher_post teacher_post exp/ihm/teacher $data/train_ihmdata_fbank \
-      $exp/ihm_teacher_post
+    soft_targets exp/ihm/teacher $data/train_ihmdata_fbank $exp/ihm_teacher_post
   fi
   if [ $kd_online = false ]; then
     # the mic's own teacher's soft targets: for its student and, on IHM, inside the u<N>x students'
     if wanted $own || { [ $own = student_kd ] && [ -n "$factors" ]; }; then
-      settings="$kd_topk $kd_temperature" step $exp/teacher_post teacher_post $exp/teacher $data/train_fbank $exp/teacher_post
+      soft_targets $exp/teacher $data/train_fbank $exp/teacher_post
     fi
     for f in $factors; do
       deps="$exp/teacher $kd_post $data/untranscribed_${f}x_fbank" settings="$kd_topk $kd_temperature" \
@@ -569,15 +583,15 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   # the largest first, so that the jobs side by side finish close together; deps: the posteriors
   # (named in a rspecifier, which the stamp of a step does not follow)
   for f in $(echo $factors | tr ' ' '\n' | sort -rn); do
-    sched_opts="$kd_train_opts $untranscribed_train_opts" deps=$exp/teacher_post_u${f}x bg train_nnet $exp/student_kd_u${f}x --model-preset $student $(kd_opts $exp/teacher_post_u${f}x) \
+    sched_opts=$untranscribed_train_opts bg kd_student $exp/student_kd_u${f}x $exp/teacher_post_u${f}x $exp/teacher \
       --untranscribed $data/untranscribed_${f}x_fbank
   done
   if [ $kd_post = $exp/teacher_post ]; then
-    ! wanted student_kd || sched_opts=$kd_train_opts deps=$exp/teacher_post bg train_nnet $exp/student_kd --model-preset $student $(kd_opts $exp/teacher_post)
+    ! wanted student_kd || bg kd_student $exp/student_kd $exp/teacher_post
   else
     ! wanted student_kd || sched_opts=$kd_train_opts deps=$kd_post bg train_nnet $exp/student_kd --model-preset $student \
       --teacher-post scp:$kd_post/post.scp --kd-lambda $kd_lambda --kd-temperature $kd_temperature
-    ! wanted student_kd_sdmt || sched_opts=$kd_train_opts deps=$exp/teacher_post bg train_nnet $exp/student_kd_sdmt --model-preset $student $(kd_opts $exp/teacher_post)
+    ! wanted student_kd_sdmt || bg kd_student $exp/student_kd_sdmt $exp/teacher_post
   fi
   bg_wait
 fi
@@ -808,18 +822,6 @@ make_denlats() {
       $nnet_ali/final.mdl $exp/dengraph/HCLG.fst ark:- "ark:|gzip -c > $dir/lat.JOB.gz"
 }
 
-# smbr_source SYSTEM: the nnet a stage-10 system starts from (student_kd_smbrt: none, it is
-# distilled from teacher_smbr).
-smbr_source() {
-  case $1 in
-    teacher_smbr) echo teacher ;;
-    student_smbr|student_ts_smbr|student_gate_smbr) echo student_kd ;;
-    student_kd_smbrt) ;;
-    *) echo "$0: unknown sMBR system $1 (teacher_smbr|student_smbr|student_ts_smbr|student_gate_smbr|student_kd_smbrt)" >&2
-       return 1 ;;
-  esac
-}
-
 # smbr_den SOURCE: the source nnet's alignments of the training set and its denominator: lattices
 # (SOURCE_denlats), or --backend py the lattice-free graph of those alignments (SOURCE_dengraph).
 smbr_den() {
@@ -843,10 +845,8 @@ smbr() {
     student_gate_smbr) opts="--update gates" ;;
     student_kd_smbrt)  # as student_kd (stage 7), from teacher_smbr's soft targets
       need $exp/teacher_smbr/.done 10
-      [ $kd_online = true ] || settings="$kd_topk $kd_temperature" \
-        step $exp/teacher_smbr_post teacher_post $exp/teacher_smbr $data/train_fbank $exp/teacher_smbr_post
-      sched_opts=$kd_train_opts deps=$exp/teacher_smbr_post train_nnet $exp/student_kd_smbrt --model-preset $student \
-        $(kd_opts $exp/teacher_smbr_post $exp/teacher_smbr)
+      [ $kd_online = true ] || soft_targets $exp/teacher_smbr $data/train_fbank $exp/teacher_smbr_post
+      kd_student $exp/student_kd_smbrt $exp/teacher_smbr_post $exp/teacher_smbr
       decode_system $1
       return ;;
   esac
