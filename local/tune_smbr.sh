@@ -127,10 +127,6 @@ done
 for q in ${pids[@]+"${pids[@]}"}; do wait $q || failed=1; done
 [ $failed = 0 ] || exit 1
 
-# p_of SET DIR SOURCE: MAPSSWE p of the point's decode of SET against the source system's
-p_of() {
-  python $HDNN_ROOT/steps_py/compare_wer.py exp/$mic/$3/decode_$1 $2/decode_$1 | sed -n 's/.*MAPSSWE p=\([^ ]*\).*/\1/p'
-}
 out=smbr_tune/$mic/results.md
 {
   echo "| system | setting | dev %WER (best) | eval %WER (at dev's setting) | LM weight | p dev | p eval | frame accuracy (MMI: loss per frame), pass 1 → last |"
@@ -141,11 +137,11 @@ out=smbr_tune/$mic/results.md
     acc=$(awk -F'\t' 'NR == 2 {a = $4; c = $5} NR > 1 {b = $4; e = $5}
       END {if (a == "nan") printf "MMI loss %.4f → %.4f", c, e; else printf "%.3f → %.3f", a, b}' $d/curve.tsv)
     setting=$s; [ $s = default ] || setting="$s (\`${point_opts[$s]}\`)"
-    echo "| $sys | $setting | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $(lmwt $d/decode_dev/scoring_kaldi/best_wer) | $(p_of dev $d $src) | $(p_of eval $d $src) | $acc |"
+    echo "| $sys | $setting | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $(at_dev $d eval)) | $(lmwt $d/decode_dev/scoring_kaldi/best_wer) | $(p_at_dev dev exp/$mic/$src $d) | $(p_at_dev eval exp/$mic/$src $d) | $acc |"
   done
   for src in $(for sys in $systems; do source_of $sys; done | sort -u); do
     d=exp/$mic/$src
-    echo "| $src (source) | | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $d/decode_eval/scoring_kaldi/best_wer) | $(lmwt $d/decode_dev/scoring_kaldi/best_wer) | | | |"
+    echo "| $src (source) | | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer $(at_dev $d eval)) | $(lmwt $d/decode_dev/scoring_kaldi/best_wer) | | | |"
   done
 } > $out.tmp
 mv $out.tmp $out
