@@ -589,8 +589,8 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   if [ $kd_post = $exp/teacher_post ]; then
     ! wanted student_kd || bg kd_student $exp/student_kd $exp/teacher_post
   else
-    ! wanted student_kd || sched_opts=$kd_train_opts deps=$kd_post bg train_nnet $exp/student_kd --model-preset $student \
-      --teacher-post scp:$kd_post/post.scp --kd-lambda $kd_lambda --kd-temperature $kd_temperature
+    # from the IHM teacher's stored soft targets of the parallel audio, whatever --kd-online says
+    ! wanted student_kd || kd_online=false bg kd_student $exp/student_kd $kd_post
     ! wanted student_kd_sdmt || bg kd_student $exp/student_kd_sdmt $exp/teacher_post
   fi
   bg_wait
