@@ -67,8 +67,9 @@ def read_calls(calls):
 
 def test_sdm_runs_beside_ihm_and_each_part_after_what_it_needs_of_ihm(demo, tmp_path):
     calls = tmp_path / "calls"
-    # IHM's 3-4 and 6-9 long enough for SDM's parts to start beside them on a busy machine
-    r = run_demo(demo, calls, SLEEP_sdm1_0_4="1", SLEEP_ihm_3_4="2", SLEEP_ihm_6_9="4")
+    # IHM's 3-4 and 6-9 long enough for SDM's parts to start beside them on a busy machine: SDM polls
+    # for IHM's GMM every 5 s, so its 7-9 can start up to ~6.5 s after its 0-4 (1 s) began
+    r = run_demo(demo, calls, SLEEP_sdm1_0_4="1", SLEEP_ihm_3_4="2", SLEEP_ihm_6_9="12")
     assert r.returncode == 0, r.stdout + r.stderr
     c = read_calls(calls)
     assert c[("end", "ihm 0-2")] <= c[("start", "sdm1 0-4")]
