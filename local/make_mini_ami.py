@@ -58,7 +58,7 @@ KNOBS = {
 def get_args(argv):
     p = get_parser(__doc__.split("\n\n")[0], usage="%(prog)s [options] <corpus-dir> <data-root>")
     p.add_argument("--size", default="demo", choices=list(config.SIZES),
-                   help="ci ~7 min of speech, demo ~1.8 h (6k words per test set), large ~5 h (tiny: tests)")
+                   help="ci ~7 min of speech, demo ~1.8 h (6k words per test set), large ~5.8 h (8k words per test set; tiny: tests)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nj", type=int, default=2, help="parallel generation processes")
     p.add_argument("--overwrite", action="store_true", help="replace a different corpus found in the output dirs")

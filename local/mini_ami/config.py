@@ -12,7 +12,7 @@ SIZES = {
     "tiny": ((4, 4, 4), (1, 1, 1), 15),        # for tests: a few seconds to generate
     "ci": ((12, 4, 4), (5, 1, 1), 60),         # ~7 min of speech
     "demo": ((40, 20, 20), (16, 10, 10), 180),  # ~44 min train, ~6k words per test set
-    "large": ((80, 16, 16), (80, 6, 6), 200),  # ~5 h
+    "large": ((80, 16, 16), (80, 12, 12), 200),  # ~5.8 h, ~8k words per test set
 }
 
 # untranscribed meetings, as a multiple of the training meetings (training speakers, training-pool
