@@ -70,6 +70,25 @@ def parse_wer_line(line):
     return WerResult(int(words), int(ins), int(dels), int(subs)), rest.strip()
 
 
+def best_wer_line(decode_dir):
+    """The `%WER ...` line of <decode-dir>/scoring_kaldi/best_wer (ours or Kaldi's), or None."""
+    f = Path(decode_dir) / "scoring_kaldi" / "best_wer"
+    if not f.is_file():
+        return None
+    line = f.read_text().strip()
+    return line if line.startswith("%WER") else None
+
+
+def wer_line_at(decode_dir, setting):
+    """The `%WER ...` line of <decode-dir>/wer_<LMWT>_<WIP> followed by that file's path (Kaldi's
+    file has the compute-wer command line first), or None; setting is (LMWT, WIP)."""
+    f = Path(decode_dir) / f"wer_{setting[0]}_{setting[1]}"
+    if not f.is_file():
+        return None
+    line = next((l.strip() for l in f.read_text().splitlines() if l.startswith("%WER")), None)
+    return f"{line} {f}" if line else None
+
+
 # ---------------------------------------------------------------- trn files and sclite
 
 def sclite_speaker(spk):

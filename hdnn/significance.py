@@ -103,6 +103,12 @@ def best_setting(decode_dir: Path) -> Tuple[str, str]:
     return m.group(1), m.group(2)
 
 
+def dev_setting(system_dir) -> Tuple[str, str]:
+    """(LMWT, WIP) that a system's dev decode chose (<system-dir>/decode_dev/scoring_kaldi/best_wer):
+    the one setting each of its test sets is reported at."""
+    return best_setting(Path(system_dir) / "decode_dev")
+
+
 def read_decode(decode_dir, lmwt: Optional[str] = None, wip: Optional[str] = None) -> Decode:
     """The reference and hypotheses of a decode dir at (lmwt, wip); what is not given comes
     from best_wer. Reference utterances missing from the hypotheses count as empty, as

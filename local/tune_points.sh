@@ -51,17 +51,13 @@ point_make() {
 wer() { awk '/^%WER/ {print $2; exit}' $1; }
 lmwt() { sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $1; }
 
-# at_dev SYSTEM-DIR SET: the wer_<LMWT>_<WIP> file of the system's decode of SET at the setting its
-# dev decode chose: what is reported for eval (--backend py decodes eval once at that setting,
-# --backend kaldi sweeps eval's lattices too, so eval's own best_wer is not the number)
-at_dev() { echo $1/decode_$2/$(awk '{print $NF}' $1/decode_dev/scoring_kaldi/best_wer | sed 's:.*/::'); }
+# wer_at_dev SYSTEM-DIR SET: the system's %WER on SET at the setting its dev decode chose, the
+# number reported for eval (--backend kaldi sweeps eval's lattices too, so eval's own best_wer is
+# not it)
+wer_at_dev() { python $HDNN_ROOT/steps_py/wer_at_dev.py $1 $2 | awk '{print $2}'; }
 
 # p_at_dev SET DIR-A DIR-B: the two-sided MAPSSWE p of systems DIR-A and DIR-B on SET, each at its
 # dev setting
 p_at_dev() {
-  local a b
-  a=$(basename $(at_dev $2 dev)) b=$(basename $(at_dev $3 dev))
-  a=${a#wer_} b=${b#wer_}
-  python $HDNN_ROOT/steps_py/compare_wer.py --lmwt-a ${a%_*} --wip-a ${a#*_} --lmwt-b ${b%_*} --wip-b ${b#*_} \
-    $2/decode_$1 $3/decode_$1 | sed -n 's/.*MAPSSWE p=\([^ ]*\).*/\1/p'
+  python $HDNN_ROOT/steps_py/compare_wer.py --at-dev $2/decode_$1 $3/decode_$1 | sed -n 's/.*MAPSSWE p=\([^ ]*\).*/\1/p'
 }

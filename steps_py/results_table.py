@@ -10,6 +10,7 @@ from pathlib import Path
 
 from hdnn.cli import get_parser, run_main, setup_logging
 from hdnn.errors import atomic_open
+from hdnn.scoring import best_wer_line, wer_line_at
 
 USAGE = """%(prog)s [options] <exp-root> <results-md>
  e.g.: %(prog)s --mics ihm,sdm1 exp RESULTS.md"""
@@ -51,15 +52,6 @@ def comparisons_of(systems):
     return COMPARISONS[:4] + extra + COMPARISONS[4:]
 
 
-def best_wer_line(decode_dir):
-    """The `%WER ...` line of <decode>/scoring_kaldi/best_wer (ours or Kaldi's), or None."""
-    f = Path(decode_dir) / "scoring_kaldi" / "best_wer"
-    if not f.is_file():
-        return None
-    line = f.read_text().strip()
-    return line if line.startswith("%WER") else None
-
-
 def num_parameters(sys_dir):
     """Trainable parameters of an nnet (final.pt) or of a diagonal GMM (final.mdl)."""
     sys_dir = Path(sys_dir)
@@ -89,20 +81,9 @@ def speaker_parameters(sys_dir):
 
 def dev_setting(sys_dir):
     """(lmwt, wip) strings of the best dev setting of a system, or None when dev is not scored."""
-    from hdnn.significance import best_setting
+    from hdnn.significance import dev_setting as setting
 
-    dev = Path(sys_dir) / "decode_dev"
-    return best_setting(dev) if best_wer_line(dev) else None
-
-
-def wer_line_at(decode_dir, setting):
-    """The `%WER ...` line of <decode>/wer_<LMWT>_<WIP> (Kaldi's has the compute-wer command
-    line first), or None."""
-    f = Path(decode_dir) / f"wer_{setting[0]}_{setting[1]}"
-    if not f.is_file():
-        return None
-    line = next((l.strip() for l in f.read_text().splitlines() if l.startswith("%WER")), None)
-    return f"{line} {f}" if line else None
+    return setting(sys_dir) if best_wer_line(Path(sys_dir) / "decode_dev") else None
 
 
 def tuned_on(sys_dir):

@@ -171,3 +171,41 @@ def test_cli(dirs, tmp_path):
     p = subprocess.run(cmd[:-2] + [str(a), str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 1 and p.stderr.strip().splitlines()[-1].startswith("compare_wer.py: error: ")
     assert "best_wer: no such file" in p.stderr
+
+
+def test_at_dev_reports_each_system_at_its_dev_setting_not_at_the_sets_own_best(dirs, tmp_path):
+    """compare_wer.py --at-dev and wer_at_dev.py: eval at the setting dev chose, although eval's own
+    best_wer (Kaldi's sweep of eval's lattices writes one) is elsewhere."""
+    ref, hyp_a, hyp_b, _, _ = dirs
+    systems = {}
+    for name, dev, other in (("a", ("10", "0.0"), ("12", "0.5")), ("b", ("11", "1.0"), ("9", "0.0"))):
+        sys_dir = tmp_path / "exp" / name
+        make_decode_dir(sys_dir / "decode_dev", ref, {dev: hyp_a}, dev)
+        # eval: the worse hypotheses at dev's setting, the better at eval's own best
+        ev = make_decode_dir(sys_dir / "decode_eval", ref, {dev: hyp_a, other: hyp_b}, other)
+        (ev / f"wer_{dev[0]}_{dev[1]}").write_text(f"compute-wer --text --mode=present ark:- ark,p:-\n"
+                                                    f"%WER 31.25 [ 125 / 400, 5 ins, 20 del, 100 sub ]\n")
+        (ev / f"wer_{other[0]}_{other[1]}").write_text("%WER 15.00 [ 60 / 400, 5 ins, 5 del, 50 sub ]\n")
+        systems[name] = sys_dir
+    a, b = (str(systems[n] / "decode_eval") for n in "ab")
+    cmp = [sys.executable, str(ROOT / "steps_py" / "compare_wer.py"), "--resamples", "100"]
+    f = subprocess.run(cmp + ["--at-dev", a, b], capture_output=True, text=True, check=True).stdout.split()
+    assert f[-3:] == [f"{a}/wer_10_0.0", "vs", f"{b}/wer_11_1.0"] and f[2] == f[9] and "better=same" in f
+    f = subprocess.run(cmp + [a, b], capture_output=True, text=True, check=True).stdout.split()
+    assert f[-3:] == [f"{a}/wer_12_0.5", "vs", f"{b}/wer_9_0.0"]  # without it: each set's own best
+    at_dev = [sys.executable, str(ROOT / "steps_py" / "wer_at_dev.py")]
+    out = subprocess.run(at_dev + [str(systems["a"]), "eval"], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["%WER", "31.25", "[", "125", "/", "400,", "5", "ins,", "20", "del,", "100", "sub", "]",
+                           f"{a}/wer_10_0.0"]
+    # bad input: one line, exit 1
+    p = subprocess.run(cmp + ["--at-dev", "--lmwt-a", "10", a, b], capture_output=True, text=True)
+    assert p.returncode == 1 and "--at-dev takes each system's dev setting" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    p = subprocess.run(at_dev + [str(systems["a"]), "test"], capture_output=True, text=True)
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1
+    assert f"{systems['a']}/decode_test/wer_10_0.0: no such file" in p.stderr
+    (systems["b"] / "decode_dev" / "scoring_kaldi" / "best_wer").unlink()
+    p = subprocess.run(at_dev + [str(systems["b"]), "eval"], capture_output=True, text=True)
+    assert p.returncode == 1 and "decode_dev/scoring_kaldi/best_wer: no such file" in p.stderr
+    p = subprocess.run(cmp + ["--at-dev", a, b], capture_output=True, text=True)
+    assert p.returncode == 1 and "decode_dev/scoring_kaldi/best_wer: no such file" in p.stderr
