@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import logging
 import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -260,7 +261,8 @@ def _train(model, teacher, log_prior, data, config, out_dir, inputs, progress):
         frames, stat, objective = 0, 0.0, 0.0
         bar = tqdm(order, desc=f"{config.criterion} iteration {it}", unit="utt", disable=not progress or None,
                    leave=False)
-        for i in bar:
+        began, report = time.monotonic(), max(1, len(order) // 10)
+        for k, i in enumerate(bar, 1):
             loss, n, s, obj = utterance_loss(model, log_prior, data, data.utts[i], config, teacher)
             optimizer.zero_grad()
             loss.backward()
@@ -268,6 +270,8 @@ def _train(model, teacher, log_prior, data, config, out_dir, inputs, progress):
             frames, stat, objective = frames + n, stat + s, objective + obj
             if config.criterion != "mmi":
                 bar.set_postfix(frame_acc=f"{stat / frames:.4f}", refresh=False)
+            if k % report == 0 and k < len(order):  # the bar is off in a log file: a line per tenth
+                _log_progress(it, k, len(order), frames, time.monotonic() - began, stat, config.criterion)
         row = {"iter": it, "utts": len(order), "frames": frames, "frame_accuracy": stat / frames,
                "objective": objective / frames}
         history.append(row)
@@ -279,6 +283,12 @@ def _train(model, teacher, log_prior, data, config, out_dir, inputs, progress):
     save_model(final, model)
     log.info("wrote %s after %d iterations", final, config.num_iters)
     return final
+
+
+def _log_progress(it, done, total, frames, seconds, stat, criterion):
+    acc = "" if criterion == "mmi" else f", average frame accuracy so far {stat / frames:.4f}"
+    log.info("iteration %d: %d of %d utterances, %d frames, %.0f frames/s%s", it, done, total, frames,
+             frames / max(seconds, 1e-9), acc)
 
 
 def _load_checkpoint(path):

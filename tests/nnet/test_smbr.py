@@ -63,7 +63,9 @@ def test_smbr_raises_the_expected_frame_accuracy(seq, tmp_path):
     assert sorted(p.name for p in (out / "nnet").iterdir()) == ["iter1.pt", "iter2.pt", "iter3.pt"]
     for name in ("feature_opts.json", "ali_train_pdf.counts", "final.pt"):
         assert (out / name).exists()
-    assert "average frame accuracy" in (out / "log" / "train_smbr.log").read_text()
+    log = (out / "log" / "train_smbr.log").read_text()
+    assert "average frame accuracy" in log
+    assert "iteration 3: 9 of 32 utterances" in log, log  # progress in the log, not only on a terminal
     ll = tmp_path / "ll.ark"
     run_step("forward.py", seq[0], out, f"ark:{ll}")
     assert ll.stat().st_size > 0
