@@ -133,7 +133,8 @@ out=kd_tune/$mic/results.md
 cv = [100 * e['cv']['accuracy'] for e in h if 'cv' in e]
 print('%d | %.2f %%' % (len([e for e in h if 'train' in e]), max(cv)))" $d/checkpoint.pt)
     sched=$s; [ $s = default ] || sched="$s (\`${point_opts[$s]}\`)"
-    echo "| $l | $t | $r | $sched | ${u}x | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer_at_dev $d eval) | $(lmwt $d/decode_dev/scoring_kaldi/best_wer) | $curve |"
+    cells=$(dev_cells $d)
+    echo "| $l | $t | $r | $sched | ${u}x | $cells | $curve |"
   done
 } > $out.tmp
 mv $out.tmp $out

@@ -46,6 +46,10 @@ point_make() {
   mv $dir.tmp $dir
 }
 
+# The table cells below are read into variables before a row is printed (x=$(...) under set -e
+# and pipefail), so that a missing or unreadable decode stops the table script with the CLI's
+# message rather than leaving an empty cell.
+
 # wer FILE: the %WER of a best_wer or wer_<LMWT>_<WIP> file; lmwt BEST-WER: the LM weight it was
 # scored at
 wer() { awk '/^%WER/ {print $2; exit}' $1; }
@@ -55,6 +59,13 @@ lmwt() { sed -n 's:.*/wer_\([0-9]*\)_.*:\1:p' $1; }
 # number reported for eval (--backend kaldi sweeps eval's lattices too, so eval's own best_wer is
 # not it)
 wer_at_dev() { python $HDNN_ROOT/steps_py/wer_at_dev.py $1 $2 | awk '{print $2}'; }
+
+# dev_cells SYSTEM-DIR: "dev %WER (best) | eval %WER (at dev's setting) | LM weight" of a system
+dev_cells() {
+  local best=$1/decode_dev/scoring_kaldi/best_wer dev at_dev lm
+  # && and not ';': a function run inside $(...) does not keep set -e
+  dev=$(wer $best) && at_dev=$(wer_at_dev $1 eval) && lm=$(lmwt $best) && echo "$dev | $at_dev | $lm"
+}
 
 # p_at_dev SET DIR-A DIR-B: the two-sided MAPSSWE p of systems DIR-A and DIR-B on SET, each at its
 # dev setting

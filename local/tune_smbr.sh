@@ -137,11 +137,12 @@ out=smbr_tune/$mic/results.md
     acc=$(awk -F'\t' 'NR == 2 {a = $4; c = $5} NR > 1 {b = $4; e = $5}
       END {if (a == "nan") printf "MMI loss %.4f → %.4f", c, e; else printf "%.3f → %.3f", a, b}' $d/curve.tsv)
     setting=$s; [ $s = default ] || setting="$s (\`${point_opts[$s]}\`)"
-    echo "| $sys | $setting | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer_at_dev $d eval) | $(lmwt $d/decode_dev/scoring_kaldi/best_wer) | $(p_at_dev dev exp/$mic/$src $d) | $(p_at_dev eval exp/$mic/$src $d) | $acc |"
+    cells=$(dev_cells $d); p_dev=$(p_at_dev dev exp/$mic/$src $d); p_eval=$(p_at_dev eval exp/$mic/$src $d)
+    echo "| $sys | $setting | $cells | $p_dev | $p_eval | $acc |"
   done
   for src in $(for sys in $systems; do source_of $sys; done | sort -u); do
-    d=exp/$mic/$src
-    echo "| $src (source) | | $(wer $d/decode_dev/scoring_kaldi/best_wer) | $(wer_at_dev $d eval) | $(lmwt $d/decode_dev/scoring_kaldi/best_wer) | | | |"
+    cells=$(dev_cells exp/$mic/$src)
+    echo "| $src (source) | | $cells | | | |"
   done
 } > $out.tmp
 mv $out.tmp $out
