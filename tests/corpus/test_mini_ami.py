@@ -291,6 +291,16 @@ def test_bad_knobs_give_one_clear_line(tmp_path, args, message):
     assert not (tmp_path / "c" / "amicorpus").exists()
 
 
+def test_headset_channel_by_size():
+    """demo and large have noisy headsets (sequence training needs errors to learn from), the test
+    sizes clean ones; a knob set to the other size's value wins and is what the corpus stores."""
+    assert config.CorpusConfig(size="demo").ihm_snr_db == (10.0, 20.0)
+    assert config.CorpusConfig(size="large").crosstalk_db == (-20.0, -10.0)
+    assert config.CorpusConfig(size="ci").ihm_snr_db == (30.0, 40.0)
+    cfg = config.CorpusConfig(size="demo", ihm_snr_db=(30, 40), crosstalk_db=[-30, -20])
+    assert json.loads(cfg.to_json())["ihm_snr_db"] == [30.0, 40.0] and cfg.crosstalk_db == (-30.0, -20.0)
+
+
 def test_bad_config_file(tmp_path):
     (tmp_path / "knobs.json").write_text('{"rt60": [0.3, 0.5]}')
     p = make_mini_ami("--config", tmp_path / "knobs.json", tmp_path / "c", tmp_path / "d", check=False)
