@@ -15,8 +15,8 @@
 #   9 speaker adaptation of the KD student's gates (unsupervised, teacher-labelled, supervised)
 #     and its decoding; the data-amount curve (adaptation on the first N seconds of each speaker)
 #  10 sequence training (sMBR) of the teacher and the KD student, in the teacher-student
-#     variants, and its decoding (the denominator: --backend kaldi lattices of
-#     latgen-faster-mapped, --backend py a transition-id bigram of the nnet's alignments)
+#     variants, and its decoding (the denominator, --smbr-denominator: lattices of
+#     latgen-faster-mapped, or a transition-id bigram of the nnet's alignments)
 #                                                       11 results table
 #
 # --backend kaldi runs the GMM, lang, graph, decoding and scoring steps with Kaldi's own
@@ -95,14 +95,17 @@ adapt_curve_sets="eval"
 adapt_curve_seconds="10 30 60 0"
 adapt_curve_updates="gates lhuc all"
 # Stage 10: sMBR as nnet1's train_mpe.sh (steps_py/train_smbr.py) from the nnet's own alignments
-# and denominator lattices (a unigram LM of the training transcripts, as make_denlats.sh builds;
-# --backend py: lattice-free, a transition-id bigram of those alignments, make_den_graph.py):
+# and a denominator (--smbr-denominator): lattices, Kaldi's latgen-faster-mapped over a unigram LM
+# of the training transcripts as make_denlats.sh builds them (they need a Kaldi build, whichever
+# the backend), or graph, lattice-free, a transition-id bigram of those alignments
+# (make_den_graph.py). Default: lattices with --backend kaldi, graph with --backend py.
 # teacher_smbr, student_smbr (student_kd), student_ts_smbr (student_kd, with the teacher's soft
 # targets mixed in), student_gate_smbr (student_kd, gates only), student_kd_smbrt (a KD student
 # distilled from teacher_smbr).
 smbr_systems="teacher_smbr student_smbr student_ts_smbr student_gate_smbr student_kd_smbrt"
+smbr_denominator=
 smbr_opts=""                          # every train_smbr.py run (after the variant's own options)
-# train_smbr.py on the lattice-free denominator (--backend py), before the variant's options: its
+# train_smbr.py on the lattice-free denominator (--smbr-denominator graph), before the variant's options: its
 # acoustic scale, chosen on dev (egs/ami/README.md, "Tuning sequence training on dev").
 smbr_free_opts="--acoustic-scale 0.3"
 smbr_ts_opts="--ts-weight 0.5 --temperature 1"
@@ -130,7 +133,7 @@ decode_config=conf/decode.conf
 decode_dnn_config=conf/decode_dnn.conf
 # End configuration section.
 __option_names="stage stop_stage mic nj backend corpus ami_dir data_root size seed lm_prune num_leaves tot_gauss
-  teacher student small_dnn kd_lambda kd_temperature kd_train_opts kd_online kd_topk untranscribed_factors untranscribed_train_opts train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_setting_from adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_opts smbr_free_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts gmm_search_opts nnet_search_opts dev_tune_part decode_config decode_dnn_config made_by run_info"
+  teacher student small_dnn kd_lambda kd_temperature kd_train_opts kd_online kd_topk untranscribed_factors untranscribed_train_opts train_opts use_ihm_ali use_gpu nnet_procs nnet_jobs nnet_systems adapt_systems adapt_opts adapt_ali_opts adapt_teacher_opts adapt_setting_from adapt_curve_sets adapt_curve_seconds adapt_curve_updates smbr_systems smbr_denominator smbr_opts smbr_free_opts smbr_ts_opts denlat_opts gmm_scoring_opts nnet_scoring_opts gmm_decode_opts nnet_decode_opts gmm_search_opts nnet_search_opts dev_tune_part decode_config decode_dnn_config made_by run_info"
 usage_args="(see the stage list at the top of run.sh)"
 
 . ./path.sh
@@ -151,6 +154,15 @@ case $backend in
     ln -sfn "$KALDI_ROOT/egs/wsj/s5/utils" utils ;;
   py) ;;
   *) echo "$0: unknown --backend $backend (kaldi|py)" >&2; exit 1 ;;
+esac
+[ -n "$smbr_denominator" ] || if [ $backend = kaldi ]; then smbr_denominator=lattices; else smbr_denominator=graph; fi
+case $smbr_denominator in
+  lattices)
+    [ -n "${KALDI_ROOT:-}" ] && [ -x "$KALDI_ROOT/src/bin/latgen-faster-mapped" ] \
+      || { echo "$0: --smbr-denominator lattices needs KALDI_ROOT pointing at a Kaldi build (latgen-faster-mapped)" >&2; exit 1; }
+    ln -sfn "$KALDI_ROOT/egs/wsj/s5/utils" utils ;;   # make_denlats's graph and data splits
+  graph) ;;
+  *) echo "$0: unknown --smbr-denominator $smbr_denominator (lattices|graph)" >&2; exit 1 ;;
 esac
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*"; }
@@ -823,11 +835,11 @@ make_denlats() {
 }
 
 # smbr_den SOURCE: the source nnet's alignments of the training set and its denominator: lattices
-# (SOURCE_denlats), or --backend py the lattice-free graph of those alignments (SOURCE_dengraph).
+# (SOURCE_denlats), or the lattice-free graph of those alignments (SOURCE_dengraph).
 smbr_den() {
   local src=$1
   deps="$exp/$src/final.pt $nnet_ali/final.mdl data/lang" step $exp/${src}_ali align_nnet $src $data/train_fbank $exp/${src}_ali
-  if [ $backend = kaldi ]; then
+  if [ $smbr_denominator = lattices ]; then
     deps="$exp/$src/final.pt $exp/dengraph $nnet_ali/final.mdl $data/train_fbank" settings="$denlat_opts" \
       step $exp/${src}_denlats make_denlats $src $exp/${src}_denlats
   else
@@ -850,7 +862,7 @@ smbr() {
       decode_system $1
       return ;;
   esac
-  if [ $backend = kaldi ]; then den=$exp/${src}_denlats; else den=$exp/${src}_dengraph opts="$smbr_free_opts $opts"; fi
+  if [ $smbr_denominator = lattices ]; then den=$exp/${src}_denlats; else den=$exp/${src}_dengraph opts="$smbr_free_opts $opts"; fi
   opts="$opts $smbr_opts"   # last: train_smbr.py takes the last of an option, so they override the others
   step $exp/$1 py train_smbr $opts $data/train_fbank data/lang $exp/$src $exp/${src}_ali $den $exp/$1
   decode_system $1
@@ -868,7 +880,7 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
     esac
   done
   sources=$(for sys in $smbr_systems; do smbr_source $sys; done | sort -u)
-  [ $backend = py ] || deps="data/lang $data/train/text $nnet_ali" step $exp/dengraph den_graph $exp/dengraph
+  [ $smbr_denominator = graph ] || deps="data/lang $data/train/text $nnet_ali" step $exp/dengraph den_graph $exp/dengraph
   tune_data
   split_for_jobs $data/train_fbank $data/dev_fbank $data/eval_fbank $(tune_fbanks)
   # each source's alignments and denominator, then the systems, $nnet_jobs at a time (those of

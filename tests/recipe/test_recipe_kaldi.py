@@ -275,3 +275,24 @@ def test_stage_10_sequence_trains_on_kaldis_denominator_lattices(kaldi, py_run, 
                            "exp/ihm/student_gate_smbr/decode_eval"], cwd=recipe, capture_output=True, text=True,
                           check=True).stdout
     assert len(tables) == 2 and f"MAPSSWE p={tables[1]} " in line, (tables, line)
+
+
+def test_stage_10_of_the_py_backend_on_kaldis_lattices(kaldi, py_run, tmp_path):
+    """--backend py --smbr-denominator lattices: Kaldi makes the denominator lattices alone; the
+    alignments are the py aligner's and the sMBR student is searched by the py decoder, as every
+    other system of a py run, so that its WER compares with theirs."""
+    recipe = clone_for_decoding(py_run.dir, tmp_path / "py_smbr_lattices", "student_kd")
+    check(run_recipe(recipe, "--backend", "py", *FAST, "--stage", 10, "--stop-stage", 10,
+                     "--smbr-systems", "student_smbr", "--smbr-denominator", "lattices", "--smbr-opts",
+                     "--num-iters 1", "--denlat-opts", "--beam=8.0 --lattice-beam=4.0 --max-active=1000",
+                     kaldi_root=kaldi))
+    exp = recipe / "exp" / "ihm"
+    assert "align-compiled-mapped" not in (exp / "student_kd_ali" / "log" / "align.1.log").read_text()
+    assert re.search(r"latgen-faster-mapped.*Done \d+ utterances, failed for 0",
+                     (exp / "student_kd_denlats" / "log" / "decode_den.1.log").read_text(), re.S)
+    assert not (exp / "student_kd_dengraph").exists()
+    done = (exp / "student_smbr" / ".done").read_text()
+    assert "student_kd_denlats" in done and "--acoustic-scale" not in done  # nnet1's κ on lattices
+    assert not list((exp / "student_smbr" / "decode_dev").glob("lat.*.gz"))  # the py search's decode
+    m = best_wer(exp / "student_smbr" / "decode_dev")
+    assert int(m[3]) == ref_words(recipe / "data/ihm/dev/text")

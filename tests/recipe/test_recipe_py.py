@@ -285,7 +285,10 @@ def test_unknown_options_are_refused(tmp_path):
     for args, message in [(["--stgae", "3"], "unknown option --stgae"), (["--data", "x"], "unknown option --data"),
                           (["--backend", "kaldo"], "unknown --backend kaldo"),
                           (["--nnet-jobs", "0"], "--nnet-jobs 0: a number of jobs"),
-                          (["--kd-online", "yes"], "--kd-online yes: true or false")]:
+                          (["--kd-online", "yes"], "--kd-online yes: true or false"),
+                          (["--smbr-denominator", "lattice"], "unknown --smbr-denominator lattice"),
+                          (["--backend", "py", "--smbr-denominator", "lattices"],
+                           "--smbr-denominator lattices needs KALDI_ROOT pointing at a Kaldi build")]:
         run = run_recipe(recipe, *args)
         assert run.returncode != 0 and message in run.output, run.tail()
 
