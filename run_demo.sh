@@ -12,8 +12,8 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC')
 cd "$root/egs/ami"
 # The untranscribed-audio curve and stage 9's data-amount curve on IHM only, to keep the demo within
 # 90 minutes on 2 cores (--untranscribed-factors or --adapt-curve-sets after it on the command line
-# draws them for SDM too; egs/ami/README.md has what they measured there). Stage 10 (sMBR on the
-# lattice-free denominator) is not in the demo yet (egs/ami/README.md, "Sequence training").
+# draws them for SDM too; egs/ami/README.md has what they measured there). Stage 10 (sMBR) is not
+# in the demo: the denominator that gains needs a Kaldi build (egs/ami/README.md, "Sequence training").
 ihm=(./run.sh --backend py --size demo --mic ihm)
 sdm=(./run.sh --backend py --size demo --mic sdm1 --untranscribed-factors none --adapt-curve-sets "")
 "${ihm[@]}" --stop-stage 2 "$@"
