@@ -143,13 +143,14 @@ usage_args="(see the stage list at the top of run.sh)"
 
 if [ $corpus = ami ]; then : ${num_leaves:=5000} ${tot_gauss:=80000}; else : ${num_leaves:=2000} ${tot_gauss:=4000}; fi
 
+# kaldi_has BINARY: KALDI_ROOT holds a build with that binary of src/bin.
+kaldi_has() { [ -n "${KALDI_ROOT:-}" ] && [ -x "$KALDI_ROOT/src/bin/$1" ]; }
 if [ -z "$backend" ]; then
-  if [ -n "${KALDI_ROOT:-}" ] && [ -x "$KALDI_ROOT/src/bin/copy-int-vector" ]; then backend=kaldi; else backend=py; fi
+  if kaldi_has copy-int-vector; then backend=kaldi; else backend=py; fi
 fi
 case $backend in
   kaldi)
-    [ -n "${KALDI_ROOT:-}" ] && [ -x "$KALDI_ROOT/src/bin/copy-int-vector" ] \
-      || { echo "$0: --backend kaldi needs KALDI_ROOT pointing at a Kaldi build" >&2; exit 1; }
+    kaldi_has copy-int-vector || { echo "$0: --backend kaldi needs KALDI_ROOT pointing at a Kaldi build" >&2; exit 1; }
     ln -sfn "$KALDI_ROOT/egs/wsj/s5/steps" steps
     ln -sfn "$KALDI_ROOT/egs/wsj/s5/utils" utils ;;
   py) ;;
@@ -158,7 +159,7 @@ esac
 [ -n "$smbr_denominator" ] || if [ $backend = kaldi ]; then smbr_denominator=lattices; else smbr_denominator=graph; fi
 case $smbr_denominator in
   lattices)
-    [ -n "${KALDI_ROOT:-}" ] && [ -x "$KALDI_ROOT/src/bin/latgen-faster-mapped" ] \
+    kaldi_has latgen-faster-mapped \
       || { echo "$0: --smbr-denominator lattices needs KALDI_ROOT pointing at a Kaldi build (latgen-faster-mapped)" >&2; exit 1; }
     ln -sfn "$KALDI_ROOT/egs/wsj/s5/utils" utils ;;   # make_denlats's graph and data splits
   graph) ;;
